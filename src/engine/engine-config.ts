@@ -1,0 +1,68 @@
+// The settings the engine decides with. The config language (src/config) produces this; the
+// defaults are the vendor's where it has one.
+
+import type { FlowTuple } from '../packet/types.js';
+import type { PolicyMatch, RefreshDirection, Verdict } from './types.js';
+
+export interface TtlRule {
+  proto: number;
+  startPort: number;
+  endPort: number;
+  timeout: number;
+  refreshDir: RefreshDirection;
+}
+
+export interface EngineConfig {
+  /** session-ttl default (s). */
+  defaultTtl: number;
+  ttlRules: TtlRule[];
+  tcpHalfOpenTimer: number;
+  tcpHalfCloseTimer: number;
+  tcpTimeWaitTimer: number;
+  /** 0 = unlimited. */
+  maxSessions: number;
+  /** Conntrack mark bit that tells the kernel a session is offloaded (its packets skip the queue). */
+  offloadMark: number;
+  /** Offload sessions to the kernel once established; off keeps every packet in userspace. */
+  offload: boolean;
+  /** Kernel conntrack timeout set on offload: the daemon's own timer is the one that ends the session. */
+  kernelTimeout: number;
+  malformedVerdict: Verdict;
+  /** Verdict for an ICMP error that quotes no known session. */
+  unrelatedIcmpErrorVerdict: Verdict;
+  /** Accept a TCP session whose first packet is not a SYN (vendor: tcp-session-without-syn). */
+  tcpSessionWithoutSyn: boolean;
+  /** The policy lookup; the config layer builds it from `config firewall policy`. */
+  policy: (t: FlowTuple, indev: number, outdev: number) => PolicyMatch;
+}
+
+export const ACCEPT_ALL: PolicyMatch = { policyId: 1, action: 'accept', logTraffic: true };
+
+export function defaultEngineConfig(over: Partial<EngineConfig> = {}): EngineConfig {
+  return {
+    defaultTtl: 3600,
+    ttlRules: [],
+    tcpHalfOpenTimer: 10,
+    tcpHalfCloseTimer: 120,
+    tcpTimeWaitTimer: 1,
+    maxSessions: 0,
+    offloadMark: 0x00100000,
+    offload: true,
+    kernelTimeout: 5 * 86400,
+    malformedVerdict: 'drop',
+    unrelatedIcmpErrorVerdict: 'drop',
+    tcpSessionWithoutSyn: false,
+    policy: () => ACCEPT_ALL,
+    ...over,
+  };
+}
+
+/** The session-ttl entry for a tuple: protocol and destination port range, first match wins. */
+export function ttlFor(cfg: EngineConfig, t: FlowTuple): { timeout: number; refreshDir: RefreshDirection } {
+  for (const r of cfg.ttlRules) {
+    if (r.proto === t.proto && t.dport >= r.startPort && t.dport <= r.endPort) {
+      return { timeout: r.timeout, refreshDir: r.refreshDir };
+    }
+  }
+  return { timeout: cfg.defaultTtl, refreshDir: 'both' };
+}

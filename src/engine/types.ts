@@ -1,0 +1,122 @@
+// Domain types of the session engine. The engine is pure: time comes in as an argument and
+// everything it wants done to the world (kernel, logs) goes out as Effect values.
+
+import type { DecodedPacket, FlowTuple, PacketResult } from '../packet/types.js';
+
+export type Direction = 'org' | 'reply';
+export type RefreshDirection = 'both' | 'outgoing' | 'incoming';
+export type Verdict = 'accept' | 'drop';
+
+/** Per-endpoint TCP state codes as printed in proto_state (one digit per side). */
+export const enum TcpCode {
+  NONE = 0,
+  ESTABLISHED = 1,
+  SYN_SENT = 2,
+  SYN_RECV = 3,
+  FIN_WAIT = 4,
+  TIME_WAIT = 5,
+  CLOSE = 6,
+  CLOSE_WAIT = 7,
+  LAST_ACK = 8,
+  LISTEN = 9,
+}
+
+export interface DirCounters {
+  bytes: number;
+  packets: number;
+  /** Packets allowed although they were errors (ICMP errors related to the session). */
+  allowErr: number;
+}
+
+/** Network address translation seen in the kernel's reply tuple (the engine itself never translates). */
+export interface NatView {
+  /** Source after SNAT (reply tuple's destination), when it differs from the original source. */
+  snat?: { addr: string; port: number };
+  /** Destination after DNAT (reply tuple's source), when it differs from the original destination. */
+  dnat?: { addr: string; port: number };
+}
+
+export interface Session {
+  serial: number;
+  orig: FlowTuple;
+  /** The tuple replies travel with: the reverse of orig unless NAT rewrote it. */
+  reply: FlowTuple;
+  policyId: number;
+  vd: number;
+  helper?: string;
+  /** Endpoint states: [original side, reply side]. UDP/ICMP use [0, replySeen ? 1 : 0]. */
+  state: [number, number];
+  createdAt: number;
+  /** Absolute expiry time (ms). */
+  expireAt: number;
+  /** Time of this session's entry in the expiry queue (ms); 0 before it is filed. */
+  timerAt: number;
+  /** The timeout that refreshes set (s): the session TTL or a TCP transitional timer. */
+  timeout: number;
+  /** The TTL configured for this session (s), kept while transitional timers apply. */
+  ttl: number;
+  refreshDir: RefreshDirection;
+  org: DirCounters;
+  rep: DirCounters;
+  /** Interface indexes seen in each direction (0 = not yet seen). */
+  devOrg: [number, number];
+  devReply: [number, number];
+  offloaded: boolean;
+  /** Offload requested but not yet confirmed by the kernel. */
+  offloadPending: boolean;
+  nat?: NatView;
+  /** Last kernel counters seen, to tell per-direction activity while offloaded. */
+  kernelSeen?: { orgPackets: number; replyPackets: number };
+  /** Recent rate samples, for the tx/rx speed line. */
+  rate: { at: number; orgBytes: number; replyBytes: number; txBps: number; rxBps: number };
+  logTraffic: boolean;
+}
+
+/** What the shell knows about a packet besides its bytes. */
+export interface PacketMeta {
+  indev: number;
+  outdev: number;
+  mark: number;
+}
+
+export interface QueuedPacket extends PacketMeta {
+  decoded: PacketResult;
+  /** The raw L3 packet, for helpers that parse payloads. */
+  data?: Buffer;
+}
+
+export type SessionEndReason = 'ttl' | 'tcp-close' | 'kernel-destroy' | 'kernel-gone' | 'clear' | 'replaced';
+
+export type Effect =
+  | { kind: 'offload'; serial: number; orig: FlowTuple; mark: number; kernelTimeout: number }
+  | { kind: 'ct-delete'; serial: number; orig: FlowTuple }
+  | { kind: 'session-start'; session: Session }
+  | { kind: 'session-end'; session: Session; reason: SessionEndReason; at: number };
+
+export interface Decision {
+  verdict: Verdict;
+  /** Why, for counters and the flow trace. */
+  reason: string;
+  session?: Session;
+  dir?: Direction;
+  effects: Effect[];
+}
+
+export interface PolicyMatch {
+  policyId: number;
+  action: 'accept' | 'deny';
+  logTraffic: boolean;
+}
+
+/** A kernel conntrack entry as the engine needs it (from events or dumps). */
+export interface KernelFlowReport {
+  event: 'new' | 'update' | 'destroy' | 'dump';
+  orig: FlowTuple;
+  reply: FlowTuple;
+  mark?: number;
+  /** Linux TCP_CONNTRACK_* state number. */
+  tcpState?: number;
+  counters?: { origPackets: number; origBytes: number; replyPackets: number; replyBytes: number };
+}
+
+export type { DecodedPacket, FlowTuple, PacketResult };
