@@ -1,0 +1,94 @@
+#!/usr/bin/env node
+// nfsessiond command line: `run` is the daemon, `check` validates a config, `diagnose ...` talks
+// to a running daemon over its control socket. Command names follow the vendor CLI and are
+// stable: operators' scripts depend on them.
+
+import { realpathSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { Command } from 'commander';
+import { ConfigErrors, loadConfigFile } from './config/load.js';
+import { formatSessionList, formatStat, type StatView } from './control/format.js';
+import { controlPath } from './control/protocol.js';
+import { request } from './control/server.js';
+import type { SessionView } from './control/session-view.js';
+
+function out(text: string): void {
+  process.stdout.write(text.endsWith('\n') ? text : `${text}\n`);
+}
+
+function fail(e: unknown): never {
+  process.stderr.write(`nfsessiond: ${(e as Error).message}\n`);
+  process.exit(e instanceof ConfigErrors ? 2 : 1);
+}
+
+interface Common { control?: string; json?: boolean }
+
+function withControl(c: Command): Command {
+  return c.option('--control <path>', 'control socket of the daemon (env NFSESSIOND_CONTROL)');
+}
+
+async function call(opts: Common, cmd: string, args: Record<string, unknown> = {}): Promise<unknown> {
+  return request(controlPath(opts.control), { cmd, args });
+}
+
+export function buildProgram(): Command {
+  const program = new Command('nfsessiond')
+    .description('Linux netfilter session controller: NFQUEUE decisions, a userspace session table, helpers and pinholes')
+    .showHelpAfterError();
+
+  withControl(program.command('run'))
+    .description('run the daemon in the foreground (systemd runs it the same way)')
+    .option('-c, --config <file>', 'config file')
+    .action(async (opts: { config?: string; control?: string }) => {
+      const { runDaemon } = await import('./daemon.js');
+      await runDaemon({ configPath: opts.config, controlPath: opts.control }).catch(fail);
+    });
+
+  program.command('check')
+    .description('validate a config file without running; reports every error as FILE:LINE:COLUMN')
+    .requiredOption('-c, --config <file>', 'config file')
+    .action((opts: { config: string }) => {
+      try {
+        loadConfigFile(opts.config);
+        out(`${opts.config}: OK`);
+      } catch (e) {
+        fail(e);
+      }
+    });
+
+  const session = program.command('diagnose').description('inspect the running daemon')
+    .command('sys').description('system views')
+    .command('session').description('the session table');
+
+  withControl(session.command('list'))
+    .description('list sessions in the vendor record layout')
+    .option('--json', 'print JSON')
+    .action(async (opts: Common) => {
+      const views = (await call(opts, 'session.list').catch(fail)) as SessionView[];
+      out(opts.json ? JSON.stringify({ sessions: views, total: views.length }, null, 2) : formatSessionList(views));
+    });
+
+  withControl(session.command('stat'))
+    .description('session table statistics')
+    .option('--json', 'print JSON')
+    .action(async (opts: Common) => {
+      const st = (await call(opts, 'session.stat').catch(fail)) as StatView;
+      out(opts.json ? JSON.stringify(st, null, 2) : formatStat(st));
+    });
+
+  withControl(session.command('clear'))
+    .description('clear sessions (and their kernel conntrack entries)')
+    .option('--json', 'print JSON')
+    .action(async (opts: Common) => {
+      const r = (await call(opts, 'session.clear').catch(fail)) as { cleared: number };
+      out(opts.json ? JSON.stringify(r) : `cleared ${r.cleared} session(s)`);
+    });
+
+  return program;
+}
+
+export function main(argv: string[] = process.argv): Promise<unknown> {
+  return buildProgram().parseAsync(argv).catch(fail);
+}
+
+if (process.argv[1] && realpathSync(process.argv[1]) === fileURLToPath(import.meta.url)) void main();

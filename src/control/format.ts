@@ -1,0 +1,102 @@
+// Text layouts of the `diagnose` views, following the vendor's records line by line. Lines
+// carrying vendor internals we have no equivalent for keep their fixed values (shapers, tunnel,
+// class) so that operators' scripts that parse them keep working.
+
+import type { FlowTuple } from '../packet/types.js';
+import type { SessionView } from './session-view.js';
+
+const hex8 = (n: number) => n.toString(16).padStart(8, '0');
+
+function endpoint(family: 4 | 6, addr: string, port: number): string {
+  return `${addr}:${port}`;
+}
+
+function noNat(family: 4 | 6): string {
+  return family === 6 ? ':::0' : '0.0.0.0:0';
+}
+
+function hop(t: FlowTuple): string {
+  return `${endpoint(t.family, t.src, t.sport)}->${endpoint(t.family, t.dst, t.dport)}`;
+}
+
+function hookLines(v: SessionView): string[] {
+  const o = v.orig_tuple;
+  const f = o.family;
+  const revOrig: FlowTuple = { ...o, src: o.dst, dst: o.src, sport: o.dport, dport: o.sport };
+  if (!v.snat && !v.dnat) {
+    return [
+      `hook=pre dir=org act=noop ${hop(o)}(${noNat(f)})`,
+      `hook=post dir=reply act=noop ${hop(revOrig)}(${noNat(f)})`,
+    ];
+  }
+  const lines: string[] = [];
+  if (v.dnat) {
+    lines.push(`hook=pre dir=org act=dnat ${hop(o)}(${endpoint(f, v.dnat.addr, v.dnat.port)})`);
+    lines.push(`hook=post dir=reply act=snat ${hop(v.reply_tuple)}(${endpoint(f, o.dst, o.dport)})`);
+  }
+  if (v.snat) {
+    lines.push(`hook=post dir=org act=snat ${hop(o)}(${endpoint(f, v.snat.addr, v.snat.port)})`);
+    lines.push(`hook=pre dir=reply act=dnat ${hop(v.reply_tuple)}(${endpoint(f, o.src, o.sport)})`);
+  }
+  return lines;
+}
+
+export function formatSession(v: SessionView): string {
+  const kbps = (bps: number) => Math.floor((bps * 8) / 1000);
+  const dev = `dev=${v.dev_org[0]}->${v.dev_org[1]}/${v.dev_reply[0]}->${v.dev_reply[1]}`;
+  const gwy = v.orig_tuple.family === 6 ? 'gwy=::/::' : 'gwy=0.0.0.0/0.0.0.0';
+  const state = [v.log ? 'log' : '', 'may_dirty', v.offloaded ? 'ofld' : ''].filter(Boolean).join(' ');
+  return [
+    `session info: proto=${v.proto} proto_state=${v.proto_state} duration=${v.duration} expire=${v.expire} timeout=${v.timeout} refresh_dir=${v.refresh_dir} flags=00000000 socktype=0 sockport=0 av_idx=0 use=${v.helper ? 4 : 3}`,
+    'origin-shaper=',
+    'reply-shaper=',
+    'per_ip_shaper=',
+    `class_id=0 ha_id=0 policy_dir=0 tunnel=/${v.helper ? ` helper=${v.helper}` : ''} vlan_cos=0/0`,
+    `state=${state}`,
+    `statistic(bytes/packets/allow_err): org=${v.org.bytes}/${v.org.packets}/${v.org.allow_err} reply=${v.reply.bytes}/${v.reply.packets}/${v.reply.allow_err} tuples=2`,
+    `tx speed(Bps/kbps): ${v.tx_speed_bps}/${kbps(v.tx_speed_bps)} rx speed(Bps/kbps): ${v.rx_speed_bps}/${kbps(v.rx_speed_bps)}`,
+    `orgin->sink: org pre->post, reply pre->post ${dev} ${gwy}`,
+    ...hookLines(v),
+    `misc=0 policy_id=${v.policy_id} auth_info=0 chk_client_info=0 vd=${v.vd}`,
+    `serial=${hex8(v.serial)} tos=ff/ff app_list=0 app=0 url_cat=0`,
+    v.offloaded ? 'npu_state=0x000000 ofld=kernel' : 'npu_state=0x000001 no_offload',
+  ].join('\n');
+}
+
+export function formatSessionList(views: SessionView[]): string {
+  const parts = views.map((v) => `${formatSession(v)}\n`);
+  return `${parts.join('\n')}total session: ${views.length}\n`;
+}
+
+export interface StatView {
+  session_count: number;
+  setup_rate: number;
+  exp_count: number;
+  clash: number;
+  memory_tension_drop: number;
+  ephemeral: number;
+  ephemeral_limit: number;
+  removeable: number;
+  delete: number;
+  flush: number;
+  tcp_states: Record<string, number>;
+  ses_limit: number;
+  ses6_limit: number;
+  counters: Record<string, number>;
+  queue?: Record<string, number>;
+}
+
+export function formatStat(s: StatView): string {
+  const lines = [
+    `misc info:\tsession_count=${s.session_count} setup_rate=${s.setup_rate} exp_count=${s.exp_count} clash=${s.clash}`,
+    `\tmemory_tension_drop=${s.memory_tension_drop} ephemeral=${s.ephemeral}/${s.ephemeral_limit} removeable=${s.removeable}`,
+    `delete=${s.delete}, flush=${s.flush}, dev_down=0/0`,
+    'TCP sessions:',
+    ...Object.entries(s.tcp_states).map(([name, n]) => `\t ${n} in ${name} state`),
+    'firewall error stat:',
+    ...Object.entries(s.counters).map(([k, n]) => `${k}=${hex8(n)}`),
+    `global: ses_limit=${s.ses_limit} ses6_limit=${s.ses6_limit} rt_limit=0 rt6_limit=0`,
+  ];
+  if (s.queue) lines.push(`nfqueue: ${Object.entries(s.queue).map(([k, v]) => `${k}=${v}`).join(' ')}`);
+  return `${lines.join('\n')}\n`;
+}

@@ -1,0 +1,59 @@
+// The serialisable view of a session at a given time: what `diagnose sys session list` shows,
+// and what `--json` hands to scripts. Field names follow the vendor's record.
+
+import type { Session } from '../engine/types.js';
+import type { FlowTuple } from '../packet/types.js';
+
+export interface SessionView {
+  serial: number;
+  proto: number;
+  proto_state: string;
+  duration: number;
+  expire: number;
+  timeout: number;
+  refresh_dir: 'both' | 'org' | 'reply';
+  helper?: string;
+  policy_id: number;
+  vd: number;
+  offloaded: boolean;
+  org: { bytes: number; packets: number; allow_err: number };
+  reply: { bytes: number; packets: number; allow_err: number };
+  tx_speed_bps: number;
+  rx_speed_bps: number;
+  orig_tuple: FlowTuple;
+  reply_tuple: FlowTuple;
+  dev_org: [number, number];
+  dev_reply: [number, number];
+  snat?: { addr: string; port: number };
+  dnat?: { addr: string; port: number };
+  log: boolean;
+}
+
+const REFRESH: Record<Session['refreshDir'], SessionView['refresh_dir']> = { both: 'both', outgoing: 'org', incoming: 'reply' };
+
+export function viewOf(s: Session, now: number): SessionView {
+  return {
+    serial: s.serial,
+    proto: s.orig.proto,
+    proto_state: `${s.state[0]}${s.state[1]}`,
+    duration: Math.max(0, Math.floor((now - s.createdAt) / 1000)),
+    expire: Math.max(0, Math.ceil((s.expireAt - now) / 1000)),
+    timeout: s.timeout,
+    refresh_dir: REFRESH[s.refreshDir],
+    ...(s.helper ? { helper: s.helper } : {}),
+    policy_id: s.policyId,
+    vd: s.vd,
+    offloaded: s.offloaded,
+    org: { bytes: s.org.bytes, packets: s.org.packets, allow_err: s.org.allowErr },
+    reply: { bytes: s.rep.bytes, packets: s.rep.packets, allow_err: s.rep.allowErr },
+    tx_speed_bps: s.rate.txBps,
+    rx_speed_bps: s.rate.rxBps,
+    orig_tuple: s.orig,
+    reply_tuple: s.reply,
+    dev_org: s.devOrg,
+    dev_reply: s.devReply,
+    ...(s.nat?.snat ? { snat: s.nat.snat } : {}),
+    ...(s.nat?.dnat ? { dnat: s.nat.dnat } : {}),
+    log: s.logTraffic,
+  };
+}
