@@ -173,7 +173,7 @@ export class SessionEngine {
       devReply: [0, 0],
       offloaded: false,
       offloadPending: false,
-      rate: { at: now, orgBytes: 0, replyBytes: 0, txBps: 0, rxBps: 0 },
+      rate: { at: now, orgBytes: pkt.length, replyBytes: 0, txBps: 0, rxBps: 0 },
       logTraffic: pol.logTraffic,
     };
     this.setTimer(s, now);
