@@ -9,7 +9,7 @@ set -euo pipefail
 
 # Debian packages the project needs (one list; add new ones here).
 APT_PACKAGES=(
-  iproute2 nftables iptables conntrack iperf3 curl tcpdump
+  iproute2 iputils-ping nftables iptables conntrack iperf3 curl tcpdump
   libnetfilter-queue-dev libmnl-dev gcc make python3
 )
 
