@@ -18,6 +18,7 @@ import {
   NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_MULTI, NLM_F_REQUEST,
 } from './nfnetlink.js';
 import type { FlowTuple } from '../packet/types.js';
+import { formatAddress, parseAddress } from '../packet/address.js';
 
 export const IPCTNL_MSG_CT_NEW = 0;
 export const IPCTNL_MSG_CT_GET = 1;
@@ -137,68 +138,6 @@ export interface TupleKey {
   /** Defaults to echo request (8/0 for ICMP, 128/0 for ICMPv6): the only ICMP the daemon tracks. */
   icmp?: IcmpKey;
   zone?: number;
-}
-
-// ---------------------------------------------------------------- addresses
-// Private until src/packet/address.ts (shared canonical text) lands; same output contract:
-// dotted quad, RFC 5952 IPv6 (lower case, longest zero run of 2+ groups compressed, first on ties).
-
-function formatAddress(b: Buffer): string {
-  if (b.length === 4) return `${b[0]}.${b[1]}.${b[2]}.${b[3]}`;
-  const g: number[] = [];
-  for (let i = 0; i < 16; i += 2) g.push(b.readUInt16BE(i));
-  let best = -1;
-  let bestLen = 1;
-  for (let i = 0; i < 8;) {
-    if (g[i] !== 0) { i++; continue; }
-    let j = i;
-    while (j < 8 && g[j] === 0) j++;
-    if (j - i > bestLen) { best = i; bestLen = j - i; }
-    i = j;
-  }
-  const hex = (a: number[]): string => a.map((x) => x.toString(16)).join(':');
-  if (best < 0) return hex(g);
-  return `${hex(g.slice(0, best))}::${hex(g.slice(best + bestLen))}`;
-}
-
-function parseAddress(s: string): Buffer | undefined {
-  if (!s.includes(':')) {
-    const p = s.split('.');
-    if (p.length !== 4 || !p.every((x) => /^\d{1,3}$/.test(x) && Number(x) <= 255)) return undefined;
-    return Buffer.from(p.map(Number));
-  }
-  let head = s;
-  let tail = '';
-  const dbl = s.indexOf('::');
-  if (dbl >= 0) {
-    head = s.slice(0, dbl);
-    tail = s.slice(dbl + 2);
-    if (tail.includes('::')) return undefined;
-  }
-  const groups = (x: string): number[] | undefined => {
-    if (x === '') return [];
-    const out: number[] = [];
-    const parts = x.split(':');
-    for (let i = 0; i < parts.length; i++) {
-      const part = parts[i]!;
-      if (i === parts.length - 1 && part.includes('.')) {
-        const v4 = parseAddress(part);
-        if (!v4) return undefined;
-        out.push(v4.readUInt16BE(0), v4.readUInt16BE(2));
-      } else if (/^[0-9a-fA-F]{1,4}$/.test(part)) out.push(parseInt(part, 16));
-      else return undefined;
-    }
-    return out;
-  };
-  const h = groups(head);
-  const t = groups(tail);
-  if (!h || !t) return undefined;
-  const fill = 8 - h.length - t.length;
-  if (dbl >= 0 ? fill < 1 : fill !== 0) return undefined;
-  const all = [...h, ...new Array<number>(dbl >= 0 ? fill : 0).fill(0), ...t];
-  const b = Buffer.alloc(16);
-  all.forEach((v, i) => b.writeUInt16BE(v, i * 2));
-  return b;
 }
 
 // ---------------------------------------------------------------- decoding
@@ -336,13 +275,12 @@ export function tupleAttrs(k: TupleKey): Attr[] {
   const t = k.tuple;
   const src = parseAddress(t.src);
   const dst = parseAddress(t.dst);
-  const alen = t.family === 4 ? 4 : 16;
-  if (!src || !dst || src.length !== alen || dst.length !== alen) {
+  if (!src || !dst || src.family !== t.family || dst.family !== t.family) {
     throw new Error(`bad IPv${t.family} tuple address: ${t.src} -> ${t.dst}`);
   }
   const ip = t.family === 4
-    ? [{ type: CTA_IP_V4_SRC, data: src }, { type: CTA_IP_V4_DST, data: dst }]
-    : [{ type: CTA_IP_V6_SRC, data: src }, { type: CTA_IP_V6_DST, data: dst }];
+    ? [{ type: CTA_IP_V4_SRC, data: Buffer.from(src.bytes) }, { type: CTA_IP_V4_DST, data: Buffer.from(dst.bytes) }]
+    : [{ type: CTA_IP_V6_SRC, data: Buffer.from(src.bytes) }, { type: CTA_IP_V6_DST, data: Buffer.from(dst.bytes) }];
   const proto: Attr[] = [attrU8(CTA_PROTO_NUM, t.proto)];
   if (PORT_PROTOS.has(t.proto)) {
     proto.push(attrU16(CTA_PROTO_SRC_PORT, t.sport), attrU16(CTA_PROTO_DST_PORT, t.dport));
