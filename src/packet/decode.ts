@@ -73,12 +73,14 @@ const TRUNC_SCTP = MALFORMED['truncated-sctp'];
 const MAX_EXT_HEADERS = 8;
 
 /**
- * Decodes the IP packet in buf[offset, offset+length) (clamped to the buffer). Never throws.
+ * Decodes the IP packet in buf[offset, offset+length); length defaults to the rest of the buffer
+ * and is clamped to it. Never throws.
  */
-export function decode(buf: Uint8Array, offset = 0, length = buf.length): PacketResult {
+export function decode(buf: Uint8Array, offset = 0, length?: number): PacketResult {
   if (!(buf instanceof Uint8Array)) return EMPTY;
   const start = offset > 0 ? Math.floor(offset) : 0;
-  let end = length > 0 ? start + Math.floor(length) : start;
+  const len = length === undefined ? buf.length : length;
+  let end = len > 0 ? start + Math.floor(len) : start;
   if (end > buf.length) end = buf.length;
   if (!(start < end)) return EMPTY;
   const version = buf[start] >> 4;
@@ -201,9 +203,10 @@ function decodeL4(
     case IPPROTO_UDP: {
       if (avail < 8) return TRUNC_UDP;
       let ulen = (b[l4 + 4] << 8) | b[l4 + 5];
-      // 0 is legal only in jumbograms (RFC 2675), where the IP layer carries the length.
+      // 0 is legal only in jumbograms (RFC 2675), where the IP layer carries the length. In a
+      // first fragment the UDP length covers the whole datagram, not this fragment.
       if (ulen === 0) ulen = l4Declared;
-      else if (ulen < 8 || ulen > l4Declared) return BAD_UDP_LEN;
+      else if (ulen < 8 || (ulen > l4Declared && !fragment)) return BAD_UDP_LEN;
       const plen = ulen - 8 < avail - 8 ? ulen - 8 : avail - 8;
       return result(
         family, proto, src, dst, (b[l4] << 8) | b[l4 + 1], (b[l4 + 2] << 8) | b[l4 + 3],
