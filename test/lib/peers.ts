@@ -2,10 +2,15 @@
 // echo server (plain .mjs fixtures run by `node`, tracked by the topology), curl, a UDP exchange
 // client, ping and iperf3. Every wait is bounded.
 
+import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { NsProcess, NsRef, Topology } from './topology.js';
 
-const FIXTURES = fileURLToPath(new URL('../fixtures/', import.meta.url));
+// test/lib/ -> test/fixtures/ when run from source; dist/test/lib/ -> test/fixtures/ when compiled
+// (the .mjs fixtures are not copied to dist/).
+const FIXTURES = [new URL('../fixtures/', import.meta.url), new URL('../../../test/fixtures/', import.meta.url)]
+  .map((u) => fileURLToPath(u))
+  .find((d) => existsSync(`${d}http-server.mjs`)) ?? fileURLToPath(new URL('../fixtures/', import.meta.url));
 export const fixturePath = (name: string): string => `${FIXTURES}${name}`;
 
 /** `host:port` for URLs and messages (brackets IPv6 literals). */

@@ -1,0 +1,382 @@
+// Datapath benchmark: what does putting a router's forwarding path through NFQUEUE cost?
+//
+// One topology (client <-> router <-> server namespaces, test/lib/topology.ts), one run, three
+// modes measured one after another on the router:
+//   kernel   plain kernel forwarding, no rules (the baseline)
+//   nfq-c    iptables -A FORWARD -j NFQUEUE --queue-num 0 --queue-bypass + bench/c/nfq-accept.c,
+//            a libnetfilter_queue consumer that accepts everything (the floor for "a userspace
+//            process decides every packet")
+//   daemon   nfsessiond (`node dist/src/cli.js run --config ...`), which installs its own rules
+// Each mode measures (a) bulk TCP throughput, iperf3, 1 stream, and (b) new TCP connections per
+// second, bench/c/connect-rate.c against bench/c/accept-server.c (connect, server closes, client
+// closes). Results are printed as a table with ratios against the kernel baseline of the same run
+// (and daemon vs nfq-c) and written to bench/results/latest.json.
+//
+// Usage: node dist/bench/datapath.js [--seconds 5] [--conn-seconds 5] [--concurrency 16]
+//                                    [--modes kernel,nfq-c,daemon] [--out FILE] [--budget S]
+//                                    [--nfq-args "ARGS"] [--nfq-src FILE.c]
+// Whole run is bounded (default budget 170 s); everything is cleaned up on exit or interrupt.
+
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, release, tmpdir, totalmem } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createTopology, type NsProcess, type Topology } from '../test/lib/topology.js';
+import { iperf3Client, iperf3Server, waitForTcpListen } from '../test/lib/peers.js';
+
+type ModeName = 'kernel' | 'nfq-c' | 'daemon';
+const ALL_MODES: ModeName[] = ['kernel', 'nfq-c', 'daemon'];
+
+interface Options {
+  seconds: number;
+  connSeconds: number;
+  concurrency: number;
+  modes: ModeName[];
+  out: string;
+  budgetS: number;
+  nfqArgs: string[];
+  /** Source of the C consumer; default bench/c/nfq-accept.c. */
+  nfqSrc: string;
+}
+
+interface QueueStats {
+  /** Packets handed to the queue while the consumer was bound (id_sequence). */
+  queued: number;
+  /** Dropped because the queue was full. */
+  queueDropped: number;
+  /** Dropped because the netlink unicast to the consumer failed (socket buffer full). */
+  userDropped: number;
+}
+
+interface ModeResult {
+  mode: ModeName;
+  skipped?: string;
+  error?: string;
+  throughputBps?: number;
+  retransmits?: number;
+  connPerSec?: number;
+  connCompleted?: number;
+  connFailed?: number;
+  connTimeouts?: number;
+  queue?: QueueStats;
+  notes: string[];
+}
+
+// ---------------------------------------------------------------------------------------------
+
+function findRepoRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 5; i++) {
+    if (existsSync(join(dir, 'package.json')) && existsSync(join(dir, 'bench'))) return dir;
+    dir = dirname(dir);
+  }
+  throw new Error('cannot find the repository root (package.json + bench/) above this file');
+}
+
+function parseArgs(argv: string[]): Options {
+  const o: Options = { seconds: 5, connSeconds: 5, concurrency: 16, modes: [...ALL_MODES], out: '', budgetS: 170, nfqArgs: ['0'], nfqSrc: '' };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    const val = (): string => {
+      const v = argv[++i];
+      if (v === undefined) throw new Error(`${a} needs a value`);
+      return v;
+    };
+    const num = (lo: number, hi: number): number => {
+      const n = Number(val());
+      if (!Number.isFinite(n) || n < lo || n > hi) throw new Error(`${a} must be within ${lo}..${hi}`);
+      return n;
+    };
+    switch (a) {
+      case '--seconds': o.seconds = num(1, 30); break;
+      case '--conn-seconds': o.connSeconds = num(1, 30); break;
+      case '--concurrency': o.concurrency = num(1, 1024); break;
+      case '--budget': o.budgetS = num(10, 600); break;
+      case '--out': o.out = val(); break;
+      case '--nfq-args': o.nfqArgs = val().split(/\s+/).filter(Boolean); break;
+      case '--nfq-src': o.nfqSrc = resolve(val()); break;
+      case '--modes': {
+        const m = val().split(',').map((s) => s.trim()).filter(Boolean);
+        for (const x of m) if (!ALL_MODES.includes(x as ModeName)) throw new Error(`unknown mode ${x} (known: ${ALL_MODES.join(', ')})`);
+        if (!m.includes('kernel')) m.unshift('kernel'); // ratios need the baseline
+        o.modes = ALL_MODES.filter((x) => m.includes(x));
+        break;
+      }
+      case '-h': case '--help':
+        process.stdout.write('usage: node dist/bench/datapath.js [--seconds N] [--conn-seconds N] [--concurrency N] [--modes kernel,nfq-c,daemon] [--out FILE] [--budget S] [--nfq-args "0"] [--nfq-src FILE.c]\n');
+        process.exit(0);
+      // falls through (process.exit never returns)
+      default: throw new Error(`unknown argument ${a}`);
+    }
+  }
+  return o;
+}
+
+function log(msg: string): void {
+  process.stderr.write(`[bench] ${msg}\n`);
+}
+
+function gcc(out: string, src: string, libs: string[] = []): void {
+  const r = spawnSync('gcc', ['-O2', '-Wall', '-o', out, src, ...libs], { encoding: 'utf8', timeout: 60_000 });
+  if (r.status !== 0) throw new Error(`gcc ${src} failed:\n${(r.stderr || r.error?.message || '').trim()}`);
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** Queue `num` line of /proc/net/netfilter/nfnetlink_queue in the router namespace (per netns). */
+async function readQueue(topo: Topology, num: number): Promise<QueueStats | undefined> {
+  const r = await topo.exec('router', ['cat', '/proc/net/netfilter/nfnetlink_queue'], { timeoutMs: 5000 });
+  for (const line of r.stdout.split('\n')) {
+    const f = line.trim().split(/\s+/).map(Number);
+    // queue_number peer_portid queue_total copy_mode copy_range queue_dropped user_dropped id_sequence 1
+    if (f.length >= 8 && f[0] === num) return { queued: f[7]!, queueDropped: f[5]!, userDropped: f[6]! };
+  }
+  return undefined;
+}
+
+/** Wait until some process is bound to queue `num` in the router namespace. */
+async function waitQueueBound(topo: Topology, num: number, proc: NsProcess, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (!proc.running) throw new Error(`consumer exited before binding queue ${num}:\n${proc.stderr().slice(-1500)}${proc.stdout().slice(-1500)}`);
+    if (await readQueue(topo, num)) return;
+    await sleep(100);
+  }
+  throw new Error(`nothing bound to queue ${num} after ${timeoutMs} ms`);
+}
+
+function fmtBps(bps: number | undefined): string {
+  if (bps === undefined) return '-';
+  if (bps >= 1e9) return `${(bps / 1e9).toFixed(2)} Gbit/s`;
+  return `${(bps / 1e6).toFixed(1)} Mbit/s`;
+}
+
+function ratio(a: number | undefined, b: number | undefined): number | undefined {
+  return a !== undefined && b !== undefined && b > 0 ? a / b : undefined;
+}
+
+const fmtRatio = (r: number | undefined): string => (r === undefined ? '-' : r.toFixed(3));
+
+// ---------------------------------------------------------------------------------------------
+
+interface Ctx {
+  topo: Topology;
+  opt: Options;
+  bin: { connectRate: string; acceptServer: string; nfqAccept?: string; nfqAcceptSkip?: string };
+  root: string;
+  tmp: string;
+}
+
+const IPERF_PORT = 5201;
+const CONN_PORT = 9000;
+
+async function measure(ctx: Ctx, r: ModeResult): Promise<void> {
+  const { topo, opt } = ctx;
+  const ip = await iperf3Client(topo, { host: topo.addr.server.v4, port: IPERF_PORT, seconds: opt.seconds, streams: 1 });
+  r.throughputBps = ip.receivedBps;
+  r.retransmits = ip.retransmits;
+  const c = await topo.exec('client', [ctx.bin.connectRate, topo.addr.server.v4, String(CONN_PORT), String(opt.connSeconds), '10000000', String(opt.concurrency)],
+    { timeoutMs: (opt.connSeconds + 10) * 1000 });
+  let parsed: { completed: number; failed: number; timeouts: number; per_second: number };
+  try {
+    parsed = JSON.parse(c.stdout.trim().split('\n').pop() ?? '');
+  } catch {
+    throw new Error(`connect-rate failed (code ${c.code}${c.timedOut ? ', timed out' : ''}): ${c.stderr.trim()}`);
+  }
+  r.connPerSec = parsed.per_second;
+  r.connCompleted = parsed.completed;
+  r.connFailed = parsed.failed;
+  r.connTimeouts = parsed.timeouts;
+}
+
+async function flushConntrack(topo: Topology): Promise<void> {
+  // Only meaningful once a rule made conntrack run in the router; harmless otherwise.
+  await topo.exec('router', ['conntrack', '-F'], { timeoutMs: 10_000 });
+}
+
+async function runKernel(ctx: Ctx): Promise<ModeResult> {
+  const r: ModeResult = { mode: 'kernel', notes: [] };
+  await measure(ctx, r);
+  return r;
+}
+
+async function runNfqC(ctx: Ctx): Promise<ModeResult> {
+  const r: ModeResult = { mode: 'nfq-c', notes: [] };
+  if (!ctx.bin.nfqAccept) {
+    r.skipped = ctx.bin.nfqAcceptSkip ?? 'nfq-accept not built';
+    return r;
+  }
+  const { topo } = ctx;
+  const rule = ['FORWARD', '-j', 'NFQUEUE', '--queue-num', '0', '--queue-bypass'];
+  await topo.execOk('router', ['iptables', '-A', ...rule]);
+  const proc = topo.spawn('router', [ctx.bin.nfqAccept, ...ctx.opt.nfqArgs], { captureLimit: 64 * 1024 });
+  try {
+    await waitQueueBound(topo, 0, proc, 10_000);
+    await flushConntrack(topo);
+    await measure(ctx, r);
+    r.queue = await readQueue(topo, 0);
+    if (!r.queue || r.queue.queued === 0) r.notes.push('no packet went through the queue: this measured the kernel path');
+    if (!proc.running) r.notes.push('consumer exited during the run');
+  } finally {
+    await proc.kill('SIGTERM', 3000);
+    await topo.exec('router', ['iptables', '-D', ...rule]);
+  }
+  return r;
+}
+
+async function runDaemon(ctx: Ctx): Promise<ModeResult> {
+  const r: ModeResult = { mode: 'daemon', notes: [] };
+  const cli = join(ctx.root, 'dist', 'src', 'cli.js');
+  if (!existsSync(cli)) {
+    r.skipped = `${cli} is missing (daemon not built yet); daemon mode skipped`;
+    return r;
+  }
+  const { topo } = ctx;
+  const config = join(ctx.tmp, 'nfsessiond.conf');
+  writeFileSync(config, 'config system nfsessiond\n    set queue-num 0\n    set queue-bypass enable\nend\n');
+  const control = join(ctx.tmp, 'control.sock');
+  const proc = topo.spawn('router', [process.execPath, cli, 'run', '--config', config, '--control', control], { captureLimit: 256 * 1024 });
+  try {
+    await proc.waitForLine((l) => {
+      try {
+        return (JSON.parse(l) as { msg?: unknown }).msg === 'ready';
+      } catch {
+        return false;
+      }
+    }, { timeoutMs: 30_000 });
+    await waitQueueBound(topo, 0, proc, 10_000);
+    await flushConntrack(topo);
+    await measure(ctx, r);
+    r.queue = await readQueue(topo, 0);
+    if (!r.queue || r.queue.queued === 0) r.notes.push('no packet went through the queue');
+    if (!proc.running) r.notes.push('daemon exited during the run');
+  } finally {
+    await proc.kill('SIGTERM', 5000);
+  }
+  return r;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+function printTable(results: ModeResult[]): { rows: Record<string, unknown>[]; daemonVsC?: { throughput?: number; connPerSec?: number } } {
+  const base = results.find((x) => x.mode === 'kernel');
+  const lines: string[] = [];
+  const head = ['mode', 'throughput', 'x kernel', 'conn/s', 'x kernel', 'queued pkts', 'q/user drops'];
+  const rows: string[][] = [];
+  const jsonRows: Record<string, unknown>[] = [];
+  for (const x of results) {
+    if (x.skipped || x.error) {
+      rows.push([x.mode, x.skipped ? 'skipped' : 'ERROR', '', '', '', '', '']);
+      continue;
+    }
+    const tr = ratio(x.throughputBps, base?.throughputBps);
+    const cr = ratio(x.connPerSec, base?.connPerSec);
+    rows.push([x.mode, fmtBps(x.throughputBps), fmtRatio(tr), x.connPerSec === undefined ? '-' : x.connPerSec.toFixed(0), fmtRatio(cr),
+      x.queue ? String(x.queue.queued) : '-', x.queue ? `${x.queue.queueDropped}/${x.queue.userDropped}` : '-']);
+    jsonRows.push({ mode: x.mode, throughputRatio: tr, connPerSecRatio: cr });
+  }
+  const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const fmt = (r: string[]): string => r.map((c, i) => (i === 0 ? c.padEnd(w[i]!) : c.padStart(w[i]!))).join('  ');
+  lines.push(fmt(head), w.map((n) => '-'.repeat(n)).join('  '), ...rows.map(fmt));
+  for (const x of results) {
+    if (x.skipped) lines.push(`${x.mode}: skipped: ${x.skipped}`);
+    if (x.error) lines.push(`${x.mode}: error: ${x.error}`);
+    for (const n of x.notes) lines.push(`${x.mode}: note: ${n}`);
+  }
+  const c = results.find((x) => x.mode === 'nfq-c' && !x.skipped && !x.error);
+  const d = results.find((x) => x.mode === 'daemon' && !x.skipped && !x.error);
+  let daemonVsC: { throughput?: number; connPerSec?: number } | undefined;
+  if (c && d) {
+    daemonVsC = { throughput: ratio(d.throughputBps, c.throughputBps), connPerSec: ratio(d.connPerSec, c.connPerSec) };
+    lines.push(`daemon vs nfq-c: throughput x${fmtRatio(daemonVsC.throughput)}, conn/s x${fmtRatio(daemonVsC.connPerSec)}`);
+  }
+  process.stdout.write(`${lines.join('\n')}\n`);
+  return { rows: jsonRows, daemonVsC };
+}
+
+async function main(): Promise<number> {
+  const opt = parseArgs(process.argv.slice(2));
+  const root = findRepoRoot();
+  const out = opt.out ? resolve(opt.out) : join(root, 'bench', 'results', 'latest.json');
+  const started = new Date();
+  const tmp = mkdtempSync(join(tmpdir(), 'nfs-bench-'));
+  let topo: Topology | undefined;
+  const budget = setTimeout(() => {
+    log(`time budget of ${opt.budgetS} s exceeded; aborting`);
+    // process 'exit' handlers of the topology kill what we started and delete the namespaces.
+    rmSync(tmp, { recursive: true, force: true });
+    process.exit(3);
+  }, opt.budgetS * 1000);
+
+  try {
+    const src = join(root, 'bench', 'c');
+    const bin: Ctx['bin'] = { connectRate: join(tmp, 'connect-rate'), acceptServer: join(tmp, 'accept-server') };
+    gcc(bin.connectRate, join(src, 'connect-rate.c'));
+    gcc(bin.acceptServer, join(src, 'accept-server.c'));
+    if (opt.modes.includes('nfq-c')) {
+      const nfqSrc = opt.nfqSrc || join(src, 'nfq-accept.c');
+      if (!existsSync(nfqSrc)) {
+        bin.nfqAcceptSkip = `${nfqSrc} does not exist yet`;
+      } else {
+        try {
+          gcc(join(tmp, 'nfq-accept'), nfqSrc, ['-lnetfilter_queue', '-lmnl']);
+          bin.nfqAccept = join(tmp, 'nfq-accept');
+        } catch (e) {
+          bin.nfqAcceptSkip = (e as Error).message;
+        }
+      }
+    }
+
+    log('creating topology');
+    topo = await createTopology({ label: 'bench' });
+    // Many short connections from one client: widen the client's port range (this netns only).
+    await topo.execOk('client', ['sysctl', '-q', '-w', 'net.ipv4.ip_local_port_range=1024 65535']);
+    await iperf3Server(topo, { port: IPERF_PORT });
+    const acc = topo.spawn('server', [bin.acceptServer, '::', String(CONN_PORT)]);
+    await acc.waitForLine(/"listening":true/, { timeoutMs: 5000 });
+    await waitForTcpListen(topo, 'server', CONN_PORT);
+
+    const ctx: Ctx = { topo, opt, bin, root, tmp };
+    const results: ModeResult[] = [];
+    for (const mode of opt.modes) {
+      log(`mode ${mode}: measuring (${opt.seconds} s iperf3 + ${opt.connSeconds} s connect-rate)`);
+      try {
+        const r = mode === 'kernel' ? await runKernel(ctx) : mode === 'nfq-c' ? await runNfqC(ctx) : await runDaemon(ctx);
+        if (r.skipped) log(`mode ${mode}: skipped: ${r.skipped}`);
+        results.push(r);
+      } catch (e) {
+        log(`mode ${mode}: error: ${(e as Error).message}`);
+        results.push({ mode, error: (e as Error).message, notes: [] });
+      }
+    }
+
+    const summary = printTable(results);
+    const doc = {
+      bench: 'datapath',
+      started: started.toISOString(),
+      finished: new Date().toISOString(),
+      host: { kernel: release(), cpus: cpus().length, cpuModel: cpus()[0]?.model, memBytes: totalmem(), node: process.version },
+      params: { iperf3Seconds: opt.seconds, iperf3Streams: 1, connSeconds: opt.connSeconds, connConcurrency: opt.concurrency, path: 'client -> router (forward) -> server, IPv4' },
+      results,
+      ratiosVsKernel: summary.rows,
+      daemonVsNfqC: summary.daemonVsC ?? null,
+    };
+    mkdirSync(dirname(out), { recursive: true });
+    writeFileSync(out, `${JSON.stringify(doc, null, 2)}\n`);
+    log(`results written to ${out}`);
+    return results.some((x) => x.error) || results[0]?.error ? 1 : 0;
+  } finally {
+    clearTimeout(budget);
+    if (topo) await topo.destroy();
+    rmSync(tmp, { recursive: true, force: true });
+  }
+}
+
+main().then(
+  (code) => process.exit(code),
+  (e: unknown) => {
+    process.stderr.write(`bench: ${(e as Error).stack ?? String(e)}\n`);
+    process.exit(1);
+  },
+);
