@@ -60,6 +60,8 @@ interface ModeResult {
   connFailed?: number;
   connTimeouts?: number;
   queue?: QueueStats;
+  /** Packets the C consumer says it accepted (its `packets N` line on exit). */
+  consumerPackets?: number;
   notes: string[];
 }
 
@@ -220,6 +222,8 @@ async function runNfqC(ctx: Ctx): Promise<ModeResult> {
     if (!proc.running) r.notes.push('consumer exited during the run');
   } finally {
     await proc.kill('SIGTERM', 3000);
+    const m = /^packets (\d+)$/m.exec(proc.stdout());
+    if (m) r.consumerPackets = Number(m[1]);
     await topo.exec('router', ['iptables', '-D', ...rule]);
   }
   return r;
@@ -244,7 +248,7 @@ async function runDaemon(ctx: Ctx): Promise<ModeResult> {
       } catch {
         return false;
       }
-    }, { timeoutMs: 30_000 });
+    }, { timeoutMs: 30_000, what: 'the pino "msg":"ready" line' });
     await waitQueueBound(topo, 0, proc, 10_000);
     await flushConntrack(topo);
     await measure(ctx, r);
@@ -281,7 +285,7 @@ function printTable(results: ModeResult[]): { rows: Record<string, unknown>[]; d
   lines.push(fmt(head), w.map((n) => '-'.repeat(n)).join('  '), ...rows.map(fmt));
   for (const x of results) {
     if (x.skipped) lines.push(`${x.mode}: skipped: ${x.skipped}`);
-    if (x.error) lines.push(`${x.mode}: error: ${x.error}`);
+    if (x.error) lines.push(`${x.mode}: error: ${x.error.length > 1200 ? `${x.error.slice(0, 1200)}...` : x.error}`);
     for (const n of x.notes) lines.push(`${x.mode}: note: ${n}`);
   }
   const c = results.find((x) => x.mode === 'nfq-c' && !x.skipped && !x.error);

@@ -60,7 +60,7 @@ export interface NsProcess {
    * Resolves with the first complete output line (stdout or the given stream) that satisfies
    * `match`, including lines already received. Rejects on timeout or if the process exits first.
    */
-  waitForLine(match: RegExp | ((line: string) => boolean), opts?: { timeoutMs?: number; stream?: 'stdout' | 'stderr' }): Promise<string>;
+  waitForLine(match: RegExp | ((line: string) => boolean), opts?: { timeoutMs?: number; stream?: 'stdout' | 'stderr'; what?: string }): Promise<string>;
   /** SIGTERM (or `signal`), then SIGKILL after graceMs (default 2000); resolves once it exited. */
   kill(signal?: NodeJS.Signals, graceMs?: number): Promise<void>;
 }
@@ -315,7 +315,7 @@ class NsProcessImpl implements NsProcess {
     return this.err;
   }
 
-  waitForLine(match: RegExp | ((line: string) => boolean), opts: { timeoutMs?: number; stream?: 'stdout' | 'stderr' } = {}): Promise<string> {
+  waitForLine(match: RegExp | ((line: string) => boolean), opts: { timeoutMs?: number; stream?: 'stdout' | 'stderr'; what?: string } = {}): Promise<string> {
     const stream = opts.stream ?? 'stdout';
     const test = typeof match === 'function' ? match : (l: string) => match.test(l);
     const seen = this.lines[stream].find(test);
@@ -335,7 +335,8 @@ class NsProcessImpl implements NsProcess {
         if (i < 0) return;
         this.waiters.splice(i, 1);
         clearTimeout(timer);
-        reject(new Error(`${why} waiting for a line matching ${String(match)} from ${this.argv.join(' ')} in ${this.ns}\n--- stdout (tail) ---\n${this.out.slice(-2000)}\n--- stderr (tail) ---\n${this.err.slice(-2000)}`));
+        const what = opts.what ?? (typeof match === 'function' ? `a ${stream} line accepted by ${match.name || 'the predicate'}` : `a ${stream} line matching ${String(match)}`);
+        reject(new Error(`${why} waiting for ${what} from ${this.argv.join(' ')} in ${this.ns}\n--- stdout (tail) ---\n${this.out.slice(-2000)}\n--- stderr (tail) ---\n${this.err.slice(-2000)}`));
       };
       const timer = setTimeout(() => fail(`timed out after ${timeoutMs} ms`), timeoutMs);
       this.waiters.push(waiter);
