@@ -14,7 +14,7 @@
 //
 // Usage: node dist/bench/datapath.js [--seconds 5] [--conn-seconds 5] [--concurrency 16]
 //                                    [--modes kernel,nfq-c,daemon] [--out FILE] [--budget S]
-//                                    [--nfq-args "ARGS"] [--nfq-src FILE.c]
+//                                    [--nfq-args "ARGS"] [--nfq-src FILE.c] [--no-rebaseline]
 // Whole run is bounded (default budget 170 s); everything is cleaned up on exit or interrupt.
 
 import { spawnSync } from 'node:child_process';
@@ -38,6 +38,8 @@ interface Options {
   nfqArgs: string[];
   /** Source of the C consumer; default bench/c/nfq-accept.c. */
   nfqSrc: string;
+  /** Measure the kernel baseline again at the end (default on). */
+  rebaseline: boolean;
 }
 
 interface QueueStats {
@@ -49,8 +51,11 @@ interface QueueStats {
   userDropped: number;
 }
 
+type ResultName = ModeName | 'kernel-end';
+
 interface ModeResult {
-  mode: ModeName;
+  /** 'kernel-end' is the baseline measured again after the other modes (drift check). */
+  mode: ResultName;
   skipped?: string;
   error?: string;
   throughputBps?: number;
@@ -77,7 +82,7 @@ function findRepoRoot(): string {
 }
 
 function parseArgs(argv: string[]): Options {
-  const o: Options = { seconds: 5, connSeconds: 5, concurrency: 16, modes: [...ALL_MODES], out: '', budgetS: 170, nfqArgs: ['0'], nfqSrc: '' };
+  const o: Options = { seconds: 5, connSeconds: 5, concurrency: 16, modes: [...ALL_MODES], out: '', budgetS: 170, nfqArgs: ['0'], nfqSrc: '', rebaseline: true };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     const val = (): string => {
@@ -98,6 +103,7 @@ function parseArgs(argv: string[]): Options {
       case '--out': o.out = val(); break;
       case '--nfq-args': o.nfqArgs = val().split(/\s+/).filter(Boolean); break;
       case '--nfq-src': o.nfqSrc = resolve(val()); break;
+      case '--no-rebaseline': o.rebaseline = false; break;
       case '--modes': {
         const m = val().split(',').map((s) => s.trim()).filter(Boolean);
         for (const x of m) if (!ALL_MODES.includes(x as ModeName)) throw new Error(`unknown mode ${x} (known: ${ALL_MODES.join(', ')})`);
@@ -106,7 +112,7 @@ function parseArgs(argv: string[]): Options {
         break;
       }
       case '-h': case '--help':
-        process.stdout.write('usage: node dist/bench/datapath.js [--seconds N] [--conn-seconds N] [--concurrency N] [--modes kernel,nfq-c,daemon] [--out FILE] [--budget S] [--nfq-args "0"] [--nfq-src FILE.c]\n');
+        process.stdout.write('usage: node dist/bench/datapath.js [--seconds N] [--conn-seconds N] [--concurrency N] [--modes kernel,nfq-c,daemon] [--out FILE] [--budget S] [--nfq-args "0"] [--nfq-src FILE.c] [--no-rebaseline]\n');
         process.exit(0);
       // falls through (process.exit never returns)
       default: throw new Error(`unknown argument ${a}`);
@@ -263,8 +269,18 @@ async function runDaemon(ctx: Ctx): Promise<ModeResult> {
 
 // ---------------------------------------------------------------------------------------------
 
-function printTable(results: ModeResult[]): { rows: Record<string, unknown>[]; daemonVsC?: { throughput?: number; connPerSec?: number } } {
-  const base = results.find((x) => x.mode === 'kernel');
+interface Summary {
+  rows: Record<string, unknown>[];
+  baseline: { throughputBps?: number; connPerSec?: number };
+  drift?: { throughput?: number; connPerSec?: number };
+  daemonVsC?: { throughput?: number; connPerSec?: number };
+}
+
+function printTable(results: ModeResult[]): Summary {
+  const k0 = results.find((x) => x.mode === 'kernel' && !x.error);
+  const k1 = results.find((x) => x.mode === 'kernel-end' && !x.error);
+  const mean = (a: number | undefined, b: number | undefined): number | undefined => (a === undefined ? b : b === undefined ? a : (a + b) / 2);
+  const base = { throughputBps: mean(k0?.throughputBps, k1?.throughputBps), connPerSec: mean(k0?.connPerSec, k1?.connPerSec) };
   const lines: string[] = [];
   const head = ['mode', 'throughput', 'x kernel', 'conn/s', 'x kernel', 'queued pkts', 'q/user drops'];
   const rows: string[][] = [];
@@ -288,6 +304,11 @@ function printTable(results: ModeResult[]): { rows: Record<string, unknown>[]; d
     if (x.error) lines.push(`${x.mode}: error: ${x.error.length > 1200 ? `${x.error.slice(0, 1200)}...` : x.error}`);
     for (const n of x.notes) lines.push(`${x.mode}: note: ${n}`);
   }
+  let drift: { throughput?: number; connPerSec?: number } | undefined;
+  if (k0 && k1) {
+    drift = { throughput: ratio(k1.throughputBps, k0.throughputBps), connPerSec: ratio(k1.connPerSec, k0.connPerSec) };
+    lines.push(`kernel baseline drift (end/start): throughput x${fmtRatio(drift.throughput)}, conn/s x${fmtRatio(drift.connPerSec)}; "x kernel" columns use the mean of both kernel runs`);
+  }
   const c = results.find((x) => x.mode === 'nfq-c' && !x.skipped && !x.error);
   const d = results.find((x) => x.mode === 'daemon' && !x.skipped && !x.error);
   let daemonVsC: { throughput?: number; connPerSec?: number } | undefined;
@@ -296,7 +317,7 @@ function printTable(results: ModeResult[]): { rows: Record<string, unknown>[]; d
     lines.push(`daemon vs nfq-c: throughput x${fmtRatio(daemonVsC.throughput)}, conn/s x${fmtRatio(daemonVsC.connPerSec)}`);
   }
   process.stdout.write(`${lines.join('\n')}\n`);
-  return { rows: jsonRows, daemonVsC };
+  return { rows: jsonRows, baseline: base, drift, daemonVsC };
 }
 
 async function main(): Promise<number> {
@@ -354,6 +375,17 @@ async function main(): Promise<number> {
         results.push({ mode, error: (e as Error).message, notes: [] });
       }
     }
+    // The machine's load can change during the run (other jobs, thermal): measure the baseline
+    // again at the end; ratios use the mean of both kernel runs, and the drift is printed.
+    if (opt.rebaseline && results.some((x) => x.mode !== 'kernel' && !x.skipped && !x.error)) {
+      log('mode kernel: measuring again (drift check)');
+      try {
+        const r = await runKernel(ctx);
+        results.push({ ...r, mode: 'kernel-end' });
+      } catch (e) {
+        results.push({ mode: 'kernel-end', error: (e as Error).message, notes: [] });
+      }
+    }
 
     const summary = printTable(results);
     const doc = {
@@ -363,6 +395,8 @@ async function main(): Promise<number> {
       host: { kernel: release(), cpus: cpus().length, cpuModel: cpus()[0]?.model, memBytes: totalmem(), node: process.version },
       params: { iperf3Seconds: opt.seconds, iperf3Streams: 1, connSeconds: opt.connSeconds, connConcurrency: opt.concurrency, path: 'client -> router (forward) -> server, IPv4' },
       results,
+      baseline: summary.baseline,
+      baselineDrift: summary.drift ?? null,
       ratiosVsKernel: summary.rows,
       daemonVsNfqC: summary.daemonVsC ?? null,
     };
