@@ -2,6 +2,7 @@
 // carrying vendor internals we have no equivalent for keep their fixed values (shapers, tunnel,
 // class) so that operators' scripts that parse them keep working.
 
+import { reverseTuple } from '../engine/flow-key.js';
 import type { FlowTuple } from '../packet/types.js';
 import type { SessionView } from './session-view.js';
 
@@ -22,7 +23,7 @@ function hop(t: FlowTuple): string {
 function hookLines(v: SessionView): string[] {
   const o = v.orig_tuple;
   const f = o.family;
-  const revOrig: FlowTuple = { ...o, src: o.dst, dst: o.src, sport: o.dport, dport: o.sport };
+  const revOrig = reverseTuple(o);
   if (!v.snat && !v.dnat) {
     return [
       `hook=pre dir=org act=noop ${hop(o)}(${noNat(f)})`,

@@ -7,7 +7,7 @@ import { ExpiryQueue } from './expiry-queue.js';
 import { flowKey, reverseTuple, sameTuple } from './flow-key.js';
 import { tcpAdvance, tcpFromKernel, tcpInitial, tcpPhase } from './tcp-state.js';
 import type {
-  Decision, Direction, Effect, KernelFlowReport, QueuedPacket, Session, SessionEndReason,
+  Decision, Direction, Effect, KernelFlowReport, Packet, Session, SessionEndReason,
 } from './types.js';
 
 interface Slot { session: Session; dir: Direction }
@@ -74,7 +74,7 @@ export class SessionEngine {
     return sec === this.setupWindow.second + 1 ? this.setupWindow.count : 0;
   }
 
-  handlePacket(p: QueuedPacket, now: number): Decision {
+  handlePacket(p: Packet, now: number): Decision {
     this.counters.packets++;
     const d = this.decide(p, now);
     if (d.verdict === 'accept') this.counters.accepted++;
@@ -82,7 +82,7 @@ export class SessionEngine {
     return d;
   }
 
-  private decide(p: QueuedPacket, now: number): Decision {
+  private decide(p: Packet, now: number): Decision {
     const pkt = p.decoded;
     if (!pkt.ok) {
       this.counters.malformed[pkt.reason] = (this.counters.malformed[pkt.reason] ?? 0) + 1;
@@ -129,7 +129,7 @@ export class SessionEngine {
     return { verdict: 'accept', reason: 'icmp-error-related', session: slot.session, dir, effects: [] };
   }
 
-  private create(p: QueuedPacket, now: number): Decision {
+  private create(p: Packet, now: number): Decision {
     const pkt = p.decoded;
     if (!pkt.ok) throw new Error('unreachable');
     const t = pkt.tuple;
@@ -183,7 +183,7 @@ export class SessionEngine {
     return { verdict: 'accept', reason: `allowed:${pol.policyId}`, session: s, dir: 'org', effects: [{ kind: 'session-start', session: s }] };
   }
 
-  private update(s: Session, dir: Direction, p: QueuedPacket, now: number): Decision {
+  private update(s: Session, dir: Direction, p: Packet, now: number): Decision {
     const pkt = p.decoded;
     if (!pkt.ok) throw new Error('unreachable');
     const c = dir === 'org' ? s.org : s.rep;

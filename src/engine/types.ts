@@ -79,7 +79,7 @@ export interface PacketMeta {
   mark: number;
 }
 
-export interface QueuedPacket extends PacketMeta {
+export interface Packet extends PacketMeta {
   decoded: PacketResult;
   /** The raw L3 packet, for helpers that parse payloads. */
   data?: Buffer;

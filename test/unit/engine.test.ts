@@ -1,12 +1,12 @@
 import t from 'tap';
 import { SessionEngine } from '../../src/engine/engine.js';
 import { defaultEngineConfig } from '../../src/engine/engine-config.js';
-import type { QueuedPacket, Effect } from '../../src/engine/types.js';
+import type { Packet, Effect } from '../../src/engine/types.js';
 import { TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, type FlowTuple } from '../../src/packet/types.js';
 
 const C = '198.51.100.2', S = '203.0.113.2';
 
-function pkt(tuple: Partial<FlowTuple> & { src: string; dst: string }, opts: { flags?: number; len?: number; quoted?: FlowTuple; indev?: number; outdev?: number } = {}): QueuedPacket {
+function pkt(tuple: Partial<FlowTuple> & { src: string; dst: string }, opts: { flags?: number; len?: number; quoted?: FlowTuple; indev?: number; outdev?: number } = {}): Packet {
   const tu: FlowTuple = { family: 4, proto: 6, sport: 40000, dport: 80, ...tuple };
   return {
     indev: opts.indev ?? 2, outdev: opts.outdev ?? 3, mark: 0,
@@ -282,5 +282,19 @@ t.test('expiry queue handles many sessions refreshed in place', (t) => {
   t.equal(e.size, 500);
   t.equal(e.tick(15_000).length, 1000);
   t.equal(e.size, 0);
+  t.end();
+});
+
+t.test('ICMP echo request and reply with the same identifier are one session', (t) => {
+  const e = new SessionEngine(defaultEngineConfig());
+  const req = pkt({ proto: 1, src: C, dst: S, sport: 14098, dport: 0 }, { len: 84 });
+  const rep = pkt({ proto: 1, src: S, dst: C, sport: 14098, dport: 0 }, { len: 84 });
+  const s = e.handlePacket(req, 0).session!;
+  const d = e.handlePacket(rep, 1);
+  t.equal(d.session, s);
+  t.equal(d.dir, 'reply');
+  t.same(s.state, [0, 1]);
+  t.same(kinds(d.effects), ['offload']);
+  t.equal(e.size, 1);
   t.end();
 });

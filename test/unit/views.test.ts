@@ -4,10 +4,10 @@ import { defaultEngineConfig } from '../../src/engine/engine-config.js';
 import { viewOf } from '../../src/control/session-view.js';
 import { formatSessionList, formatStat } from '../../src/control/format.js';
 import { statOf } from '../../src/control/stat.js';
-import type { QueuedPacket } from '../../src/engine/types.js';
+import type { Packet } from '../../src/engine/types.js';
 import { TCP_ACK, TCP_SYN, type FlowTuple } from '../../src/packet/types.js';
 
-function pkt(tu: FlowTuple, len: number, flags = 0, indev = 18, outdev = 17): QueuedPacket {
+function pkt(tu: FlowTuple, len: number, flags = 0, indev = 18, outdev = 17): Packet {
   return {
     indev, outdev, mark: 0,
     decoded: { ok: true, tuple: tu, length: len, tcpFlags: flags, icmpType: -1, icmpCode: -1, payloadOffset: 28, payloadLength: len - 28, fragment: false },

@@ -1,0 +1,152 @@
+// The daemon: the shell around the pure engine. It owns every side effect: the ruleset, the
+// queue, ctnetlink, the control socket, timers and logs. Each queued packet is decoded, decided
+// by the engine with the current time, and its effects carried out here.
+
+import pino, { type Logger } from 'pino';
+import { loadConfigFile, parseConfig, ConfigErrors, type DaemonConfig } from './config/load.js';
+import { controlPath } from './control/protocol.js';
+import { ControlServer } from './control/server.js';
+import { viewOf } from './control/session-view.js';
+import { statOf } from './control/stat.js';
+import { SessionEngine } from './engine/engine.js';
+import type { Effect } from './engine/types.js';
+import { InterfaceNames } from './kernel/interfaces.js';
+import { trafficRecord } from './log/traffic.js';
+import { Datapath } from './kernel/datapath.js';
+
+export interface DaemonOptions {
+  configPath?: string;
+  controlPath?: string;
+  /** Injected for tests; defaults to pino on stdout. */
+  logger?: Logger;
+}
+
+function readConfig(path: string | undefined): DaemonConfig {
+  return path ? loadConfigFile(path) : parseConfig('', '<defaults>');
+}
+
+export class Daemon {
+  readonly engine: SessionEngine;
+  private readonly ifnames = new InterfaceNames();
+  private datapath?: Datapath;
+  private control?: ControlServer;
+  private timers: NodeJS.Timeout[] = [];
+  private stopping = false;
+
+  constructor(private config: DaemonConfig, private readonly opts: DaemonOptions, private readonly log: Logger) {
+    this.engine = new SessionEngine(config.engine);
+  }
+
+  async start(): Promise<void> {
+    const cfg = this.config;
+    this.datapath = new Datapath(cfg, this.log, {
+      decide: (p, now) => {
+        const d = this.engine.handlePacket(p, now);
+        if (d.effects.length) this.apply(d.effects, now);
+        return d.verdict;
+      },
+      onKernelReports: (reports, now) => {
+        for (const r of reports) {
+          const fx = this.engine.kernelReport(r, now);
+          if (fx.length) this.apply(fx, now);
+        }
+      },
+      onKernelDump: (reports, now) => this.apply(this.engine.reconcileDump(reports, now), now),
+    });
+    await this.datapath.start();
+
+    const path = controlPath(this.opts.controlPath, cfg.controlSocket);
+    this.control = new ControlServer(path, {
+      'session.list': () => [...this.engine.sessions()].map((s) => viewOf(s, Date.now())),
+      'session.stat': () => statOf(this.engine, Date.now(), this.datapath?.queueStats()),
+      'session.clear': () => {
+        const now = Date.now();
+        const fx = this.engine.clear(() => true, now);
+        this.apply(fx, now);
+        return { cleared: fx.filter((e) => e.kind === 'session-end').length };
+      },
+      'daemon.status': () => ({ pid: process.pid, sessions: this.engine.size, mechanism: this.datapath?.mechanism }),
+    });
+    await this.control.listen();
+
+    this.timers.push(setInterval(() => {
+      const now = Date.now();
+      const fx = this.engine.tick(now);
+      if (fx.length) this.apply(fx, now);
+    }, 1000));
+    this.timers.push(setInterval(() => void this.datapath?.syncKernel(), cfg.kernelSyncInterval * 1000));
+    for (const t of this.timers) t.unref();
+    this.log.info({ control: path, mechanism: this.datapath.mechanism, queues: cfg.queue }, 'ready');
+  }
+
+  /** Carries out the engine's effects. Kernel calls are async; their outcome feeds back into the engine. */
+  private apply(effects: Effect[], _now: number): void {
+    for (const e of effects) {
+      switch (e.kind) {
+        case 'offload':
+          this.datapath!.offload(e.orig, e.mark, e.kernelTimeout).then(
+            (ok) => this.engine.offloadResult(e.serial, ok),
+            (err: Error) => {
+              this.engine.offloadResult(e.serial, false);
+              this.log.debug({ serial: e.serial, err: err.message }, 'offload failed');
+            },
+          );
+          break;
+        case 'ct-delete':
+          this.datapath!.deleteKernelEntry(e.orig).catch((err: Error) => this.log.warn({ serial: e.serial, err: err.message }, 'kernel conntrack delete failed'));
+          break;
+        case 'session-start':
+          break;
+        case 'session-end':
+          if (e.session.logTraffic) this.log.info(trafficRecord(e.session, e.reason, e.at, (i) => this.ifnames.name(i)), 'traffic');
+          break;
+      }
+    }
+  }
+
+  /** SIGHUP: a new config takes effect for new sessions; a bad one is reported and the old one stays. */
+  reload(): boolean {
+    try {
+      const next = readConfig(this.opts.configPath);
+      this.config = next;
+      this.engine.config = next.engine;
+      this.log.info({ config: this.opts.configPath }, 'config reloaded');
+      return true;
+    } catch (e) {
+      this.log.error({ err: e instanceof ConfigErrors ? e.errors.map((x) => x.message) : (e as Error).message }, 'config reload rejected; running config stays in force');
+      return false;
+    }
+  }
+
+  async stop(): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    for (const t of this.timers) clearInterval(t);
+    await this.control?.close();
+    await this.datapath?.stop();
+    this.log.info('stopped');
+  }
+}
+
+export async function runDaemon(opts: DaemonOptions): Promise<void> {
+  const config = readConfig(opts.configPath);
+  const log = opts.logger ?? pino({ level: config.logLevel, base: { pid: process.pid } });
+  const daemon = new Daemon(config, opts, log);
+  const shutdown = (sig: string) => {
+    log.info({ signal: sig }, 'shutting down');
+    daemon.stop().then(() => process.exit(0), (e: Error) => {
+      log.error({ err: e.message }, 'shutdown failed');
+      process.exit(1);
+    });
+  };
+  process.once('SIGTERM', () => shutdown('SIGTERM'));
+  process.once('SIGINT', () => shutdown('SIGINT'));
+  process.on('SIGHUP', () => daemon.reload());
+  try {
+    await daemon.start();
+  } catch (e) {
+    log.error({ err: (e as Error).message }, 'start-up failed');
+    await daemon.stop().catch(() => undefined);
+    throw e;
+  }
+}

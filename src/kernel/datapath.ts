@@ -1,0 +1,170 @@
+// The kernel side of the daemon in one place: the ruleset, the queue and ctnetlink, started and
+// stopped in the order that keeps traffic safe:
+//  start: conntrack events first (DESTROY only reaches listeners subscribed before the entry was
+//         created), then bind the queue (packets wait in the socket), then install the rules,
+//         then deliver packets;
+//  stop:  remove the rules (new packets stop coming), then give the last verdicts and unbind.
+
+import { readFileSync } from 'node:fs';
+import type { Logger } from 'pino';
+import type { DaemonConfig } from '../config/load.js';
+import type { KernelFlowReport, Packet, Verdict } from '../engine/types.js';
+import { decode } from '../packet/decode.js';
+import type { FlowTuple } from '../packet/types.js';
+import { KernelConntrack, type KernelConn } from './conntrack.js';
+import { NF_ACCEPT, NF_DROP } from './nfqueue-codec.js';
+import { PacketQueue, type QueuedPacket } from './queue.js';
+import { Ruleset, type InstallResult } from './ruleset.js';
+
+export interface DatapathHandlers {
+  /** Decides one packet; called for every packet of a burst with the burst's time. */
+  decide(p: Packet, now: number): Verdict;
+  onKernelReports(reports: KernelFlowReport[], now: number): void;
+  onKernelDump(reports: KernelFlowReport[], now: number): void;
+}
+
+/** Per-queue counters the kernel keeps (/proc/net/netfilter/nfnetlink_queue). */
+export interface KernelQueueCounters {
+  queue: number;
+  waiting: number;
+  queueDropped: number;
+  userDropped: number;
+  lastId: number;
+}
+
+export function readKernelQueueCounters(text?: string): KernelQueueCounters[] {
+  let t = text;
+  if (t === undefined) {
+    try {
+      t = readFileSync('/proc/net/netfilter/nfnetlink_queue', 'latin1');
+    } catch {
+      return [];
+    }
+  }
+  const out: KernelQueueCounters[] = [];
+  for (const line of t.split('\n')) {
+    // queue portid waiting copy_mode copy_range queue_dropped user_dropped id_sequence 1
+    const f = line.trim().split(/\s+/).map(Number);
+    if (f.length < 8 || f.some((x) => Number.isNaN(x))) continue;
+    out.push({ queue: f[0], waiting: f[2], queueDropped: f[5], userDropped: f[6], lastId: f[7] });
+  }
+  return out;
+}
+
+const toReport = (c: KernelConn): KernelFlowReport => c;
+
+export class Datapath {
+  mechanism?: InstallResult['mechanism'];
+  private ruleset?: Ruleset;
+  private queue?: PacketQueue;
+  private conntrack?: KernelConntrack;
+  private syncing = false;
+  private readonly queues: number[];
+
+  constructor(private readonly cfg: DaemonConfig, private readonly log: Logger, private readonly h: DatapathHandlers) {
+    this.queues = Array.from({ length: cfg.queue.count }, (_, i) => cfg.queue.first + i);
+  }
+
+  async start(): Promise<void> {
+    const cfg = this.cfg;
+    const acct = await KernelConntrack.enableAccounting();
+    if (!acct.ok) this.log.warn({ err: acct.error }, 'cannot enable nf_conntrack_acct: kernel counters of offloaded sessions will be missing');
+
+    const ct = new KernelConntrack();
+    ct.onEvents = (conns) => this.h.onKernelReports(conns.map(toReport), Date.now());
+    ct.onOverrun = (drops) => {
+      this.log.warn({ drops }, 'conntrack events lost (socket overrun): resyncing by dump');
+      void this.syncKernel();
+    };
+    ct.onError = (errno) => this.log.error({ errno }, 'conntrack event socket error');
+    ct.subscribe();
+    this.conntrack = ct;
+
+    const q = new PacketQueue({
+      queues: this.queues,
+      copyRange: cfg.queue.copyRange,
+      maxLen: cfg.queue.maxlen,
+      failOpen: cfg.queue.failOpen,
+      gso: true,
+    });
+    q.onPackets = (batch) => this.onBurst(batch);
+    q.onOverrun = () => this.log.warn('NFQUEUE socket overrun: packets were settled by the kernel');
+    q.onError = (err) => this.log.error({ err: err.message }, 'NFQUEUE error');
+    this.queue = q;
+
+    this.ruleset = new Ruleset({
+      table: cfg.table,
+      hooks: cfg.hooks,
+      queues: { first: this.queues[0], last: this.queues[this.queues.length - 1] },
+      bypass: cfg.queue.bypass,
+      offloadMark: cfg.engine.offloadMark,
+    });
+    const res = await this.ruleset.install();
+    this.mechanism = res.mechanism;
+    this.log.info({ mechanism: res.mechanism, table: res.table, hooks: res.hooks, queues: res.queues, bypass: res.bypass },
+      res.mechanism === 'xt-nfqueue' ? 'kernel has no nft queue: queueing with the xt NFQUEUE target (iptables-nft)' : 'queueing with nft queue');
+    q.start();
+    await this.syncKernel();
+  }
+
+  private onBurst(batch: QueuedPacket[]): void {
+    const now = Date.now();
+    const q = this.queue!;
+    for (const k of batch) {
+      const p: Packet = { indev: k.indev, outdev: k.outdev, mark: k.mark, decoded: decode(k.payload), data: k.payload };
+      q.verdict(k, this.h.decide(p, now) === 'accept' ? NF_ACCEPT : NF_DROP);
+    }
+  }
+
+  /** Marks the kernel entry offloaded (its packets skip the queue) and lengthens its timeout. */
+  offload(orig: FlowTuple, mark: number, timeout: number): Promise<boolean> {
+    if (!this.conntrack) return Promise.resolve(false);
+    return this.conntrack.update({ tuple: orig }, { mark, markMask: mark, timeout });
+  }
+
+  deleteKernelEntry(orig: FlowTuple): Promise<boolean> {
+    if (!this.conntrack) return Promise.resolve(false);
+    return this.conntrack.delete({ tuple: orig });
+  }
+
+  /** Dumps the kernel table: counters and activity of offloaded sessions, and ends missed by an overrun. */
+  async syncKernel(): Promise<void> {
+    if (!this.conntrack || this.syncing) return;
+    this.syncing = true;
+    try {
+      const conns = await this.conntrack.dump();
+      this.h.onKernelDump(conns.map(toReport), Date.now());
+    } catch (e) {
+      this.log.warn({ err: (e as Error).message }, 'conntrack dump failed');
+    } finally {
+      this.syncing = false;
+    }
+  }
+
+  queueStats(): Record<string, number> {
+    const s = this.queue?.stats();
+    const k = readKernelQueueCounters().filter((c) => this.queues.includes(c.queue));
+    const sum = (f: (c: KernelQueueCounters) => number) => k.reduce((a, c) => a + f(c), 0);
+    return {
+      received: s?.received ?? 0,
+      verdicts: s?.verdicts ?? 0,
+      batch_messages: s?.batchMessages ?? 0,
+      sends: s?.sends ?? 0,
+      overruns: s?.overruns ?? 0,
+      errors: s?.errors ?? 0,
+      waiting: sum((c) => c.waiting),
+      queue_dropped: sum((c) => c.queueDropped),
+      user_dropped: sum((c) => c.userDropped),
+    };
+  }
+
+  async stop(): Promise<void> {
+    try {
+      await this.ruleset?.remove();
+    } catch (e) {
+      this.log.error({ err: (e as Error).message }, 'removing the ruleset failed');
+    }
+    this.queue?.close();
+    this.conntrack?.close();
+  }
+}
