@@ -2,7 +2,7 @@
 // queue, ctnetlink, the control socket, timers and logs. Each queued packet is decoded, decided
 // by the engine with the current time, and its effects carried out here.
 
-import pino, { type Logger } from 'pino';
+import type { Logger } from 'pino';
 import { loadConfigFile, parseConfig, ConfigErrors, type DaemonConfig } from './config/load.js';
 import { controlPath } from './control/protocol.js';
 import { ControlServer } from './control/server.js';
@@ -11,6 +11,7 @@ import { statOf } from './control/stat.js';
 import { SessionEngine } from './engine/engine.js';
 import type { Effect } from './engine/types.js';
 import { InterfaceNames } from './kernel/interfaces.js';
+import { createLogger } from './log/logger.js';
 import { trafficRecord } from './log/traffic.js';
 import { Datapath } from './kernel/datapath.js';
 
@@ -130,7 +131,7 @@ export class Daemon {
 
 export async function runDaemon(opts: DaemonOptions): Promise<void> {
   const config = readConfig(opts.configPath);
-  const log = opts.logger ?? pino({ level: config.logLevel, base: { pid: process.pid } });
+  const log = opts.logger ?? createLogger(config.logLevel);
   const daemon = new Daemon(config, opts, log);
   const shutdown = (sig: string) => {
     log.info({ signal: sig }, 'shutting down');

@@ -88,3 +88,24 @@ nfqueue: received=5 dropped=0
 `);
   t.end();
 });
+
+t.test('traffic record: vendor fields, and the logger keeps them as the only date/time/level keys', async (t) => {
+  const { trafficRecord } = await import('../../src/log/traffic.js');
+  const { createLogger } = await import('../../src/log/logger.js');
+  const e = new SessionEngine(defaultEngineConfig());
+  const o: FlowTuple = { family: 4, proto: 6, src: '198.51.100.2', dst: '203.0.113.2', sport: 40000, dport: 80 };
+  const s = e.handlePacket(pkt(o, 60, TCP_SYN, 2, 3), Date.UTC(2026, 10, 21, 12, 0, 0)).session!;
+  const now = Date.UTC(2026, 10, 21, 12, 0, 42);
+  const rec = trafficRecord(s, 'ttl', now, (i) => ({ 2: 'vc', 3: 'vs' })[i] ?? `if${i}`);
+  t.same(rec, {
+    date: '2026-11-21', time: '12:00:42', eventtime: now * 1_000_000, logid: '0000000013', type: 'traffic', subtype: 'forward',
+    level: 'notice', vd: 'root', srcip: '198.51.100.2', srcport: 40000, dstip: '203.0.113.2', dstport: 80, srcintf: 'vc', dstintf: 'vs',
+    proto: 6, service: 'HTTP', policyid: 1, sessionid: 1, action: 'timeout', duration: 42, sentbyte: 60, rcvdbyte: 0, sentpkt: 1, rcvdpkt: 0,
+  });
+  const lines: string[] = [];
+  const log = createLogger('info', { write: (l: string) => { lines.push(l); } });
+  log.info(rec, 'traffic');
+  const raw = lines[0];
+  for (const k of ['date', 'time', 'level']) t.equal(raw.split(`"${k}":`).length, 2, `one "${k}" key`);
+  t.match(JSON.parse(raw), { level: 'notice', time: '12:00:42', severity: 'info', msg: 'traffic' });
+});
