@@ -176,6 +176,12 @@ async function runTests(): Promise<void> {
   const tsLoader = process.execArgv.filter((a) => a.includes('@tapjs/typescript'));
   const consumerArgv = [process.execPath, ...(tsLoader.length ? tsLoader : ['--import', '@tapjs/typescript/import']), SELF];
   const startConsumer = (cfg: ConsumerConfig) => start(nsA, consumerArgv, { NFSQ_CONSUMER: JSON.stringify(cfg) });
+  // A consumer left running by a failed subtest would keep queue 5 bound and fail every later
+  // one; each subtest reaps its own children (only those it started) before the next begins.
+  const reap = async (c: ReturnType<typeof start>): Promise<void> => {
+    if (c.child.exitCode === null && c.child.signalCode === null) c.child.kill('SIGKILL');
+    await c.exited;
+  };
 
   const LISTENER = `
     const dgram = require('node:dgram');
@@ -202,8 +208,11 @@ async function runTests(): Promise<void> {
 
   const sendDatagrams = async (n: number): Promise<void> => {
     const s = start(nsA, [process.execPath, '-e', SENDER, String(n)]);
-    await s.next('SENT', 30_000);
-    await s.exited;
+    try {
+      await s.next('SENT', 30_000);
+    } finally {
+      await reap(s);
+    }
   };
   const seen = async (): Promise<number[]> => {
     listener.send('report');
@@ -232,6 +241,7 @@ async function runTests(): Promise<void> {
   for (const mode of ['blocks', 'async'] as const) {
     t.test(`consumer (${mode}) accepts blocks with mark 7 and drops the others, batched`, async (t) => {
       const c = startConsumer({ queue: QUEUE, mode });
+      t.teardown(() => reap(c));
       const portId = Number(await c.next('READY'));
       const listed = procQueues().split('\n').find((l) => l.trim().split(/\s+/)[0] === String(QUEUE));
       t.ok(listed, 'queue 5 is bound');
@@ -258,8 +268,10 @@ async function runTests(): Promise<void> {
 
   t.test('a second process cannot bind a queue that is taken, and is told who holds it', async (t) => {
     const a = startConsumer({ queue: QUEUE, mode: 'blocks' });
+    t.teardown(() => reap(a));
     const portId = Number(await a.next('READY'));
     const b = startConsumer({ queue: QUEUE, mode: 'blocks' });
+    t.teardown(() => reap(b));
     const err = JSON.parse(await b.next('BINDERR')) as { errno: number; code: string; message: string };
     t.ok(err.code === 'EPERM' || err.code === 'EBUSY', `refused with ${err.code}`);
     t.ok(err.errno > 0);
@@ -273,6 +285,7 @@ async function runTests(): Promise<void> {
     t.test(`queue full while the consumer does not read: fail-${failOpen ? 'open accepts' : 'closed drops'} the excess`, async (t) => {
       const maxLen = 4;
       const c = startConsumer({ queue: QUEUE, mode: 'hold', maxLen, failOpen });
+      t.teardown(() => reap(c));
       await c.next('READY');
       const n = 50;
       await sendDatagrams(n);
@@ -302,6 +315,7 @@ async function runTests(): Promise<void> {
     const bin = join(dir, 'nfq-accept');
     sh(['gcc', '-O2', '-Wall', '-o', bin, src, '-lnetfilter_queue', '-lmnl']);
     const c = start(nsA, [bin, String(QUEUE)]);
+    t.teardown(() => reap(c));
     await c.next('ready');
     await sendDatagrams(500);
     await new Promise((r) => setTimeout(r, 200));
