@@ -1,6 +1,6 @@
 // Datapath benchmark: what does putting a router's forwarding path through NFQUEUE cost?
 //
-// One topology (client <-> router <-> server namespaces, test/lib/topology.ts), one run, three
+// One topology (client <-> router <-> server namespaces, src/topology/netns.ts), one run, three
 // modes measured one after another on the router:
 //   kernel   plain kernel forwarding, no rules (the baseline)
 //   nfq-c    iptables -A FORWARD -j NFQUEUE --queue-num 0 --queue-bypass + bench/c/nfq-accept.c,
@@ -22,8 +22,8 @@ import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:
 import { cpus, release, tmpdir, totalmem } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { createTopology, type NsProcess, type Topology } from '../test/lib/topology.js';
-import { iperf3Client, iperf3Server, waitForTcpListen } from '../test/lib/peers.js';
+import { createTopology, type NsProcess, type Topology } from '../src/topology/netns.js';
+import { iperf3Client, iperf3Server, waitForTcpListen } from '../src/topology/peers.js';
 
 type ModeName = 'kernel' | 'nfq-c' | 'daemon';
 const ALL_MODES: ModeName[] = ['kernel', 'nfq-c', 'daemon'];

@@ -10,7 +10,7 @@ set -euo pipefail
 # Debian packages the project needs (one list; add new ones here).
 APT_PACKAGES=(
   iproute2 iputils-ping nftables iptables conntrack iperf3 curl tcpdump
-  libnetfilter-queue-dev libmnl-dev gcc make python3
+  libnetfilter-queue-dev libmnl-dev gcc g++ make python3
 )
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

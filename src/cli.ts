@@ -44,6 +44,14 @@ export function buildProgram(): Command {
       await runDaemon({ configPath: opts.config, controlPath: opts.control }).catch(fail);
     });
 
+  program.command('demo')
+    .description('build a client/router/server namespace topology, run the daemon on the router with real traffic, print the session table')
+    .option('--keep', 'keep the topology and daemon running until Ctrl-C')
+    .action(async (opts: { keep?: boolean }) => {
+      const { runDemo } = await import('./demo.js');
+      await runDemo(opts).catch(fail);
+    });
+
   program.command('check')
     .description('validate a config file without running; reports every error as FILE:LINE:COLUMN')
     .requiredOption('-c, --config <file>', 'config file')

@@ -3,8 +3,8 @@
 // conntrack, removes exactly its rules on SIGTERM and never black-holes traffic when killed.
 
 import t from 'tap';
-import { withTopology, type Topology } from '../lib/topology.js';
-import { curlFetch, iperf3Client, iperf3Server, ping, startHttpServer, startUdpEcho, udpExchange } from '../lib/peers.js';
+import { withTopology, type Topology } from '../../src/topology/netns.js';
+import { curlFetch, iperf3Client, iperf3Server, ping, startHttpServer, startUdpEcho, udpExchange } from '../../src/topology/peers.js';
 import { eventually, queueCounters, startDaemon, type RunningDaemon } from '../lib/daemon.js';
 import type { SessionView } from '../../src/control/session-view.js';
 import type { StatView } from '../../src/control/format.js';

@@ -1,8 +1,8 @@
 // Proves the namespace harness: routing through the router for IPv4 and IPv6, real TCP (curl) and
 // UDP (echo) peers, and that destroy() leaves no namespace behind.
 import t from 'tap';
-import { createTopology, listNamespaces, withTopology } from '../lib/topology.js';
-import { curl, ping, startHttpServer, startUdpEcho, udpExchange } from '../lib/peers.js';
+import { createTopology, listNamespaces, withTopology } from '../../src/topology/netns.js';
+import { curl, ping, startHttpServer, startUdpEcho, udpExchange } from '../../src/topology/peers.js';
 
 t.test('client reaches server through the router', (t) =>
   withTopology(t, async (topo) => {

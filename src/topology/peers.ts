@@ -4,13 +4,14 @@
 
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import type { NsProcess, NsRef, Topology } from './topology.js';
+import type { NsProcess, NsRef, Topology } from './netns.js';
 
 // test/lib/ -> test/fixtures/ when run from source; dist/test/lib/ -> test/fixtures/ when compiled
 // (the .mjs fixtures are not copied to dist/).
-const FIXTURES = [new URL('../fixtures/', import.meta.url), new URL('../../../test/fixtures/', import.meta.url)]
+// The fixtures are plain .mjs that tsc does not copy: from dist/ they are found in the source tree.
+const FIXTURES = [new URL('./fixtures/', import.meta.url), new URL('../../../src/topology/fixtures/', import.meta.url)]
   .map((u) => fileURLToPath(u))
-  .find((d) => existsSync(`${d}http-server.mjs`)) ?? fileURLToPath(new URL('../fixtures/', import.meta.url));
+  .find((d) => existsSync(`${d}http-server.mjs`)) ?? fileURLToPath(new URL('./fixtures/', import.meta.url));
 export const fixturePath = (name: string): string => `${FIXTURES}${name}`;
 
 /** `host:port` for URLs and messages (brackets IPv6 literals). */
