@@ -7,10 +7,8 @@ import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Command } from 'commander';
 import { ConfigErrors, loadConfigFile } from './config/load.js';
-import { formatSessionList, formatStat, type StatView } from './control/format.js';
-import { controlPath } from './control/protocol.js';
-import { request } from './control/server.js';
-import type { SessionView } from './control/session-view.js';
+import { registerDiagnose } from './control/cli/index.js';
+import { withControl } from './control/cli/call.js';
 
 function out(text: string): void {
   process.stdout.write(text.endsWith('\n') ? text : `${text}\n`);
@@ -19,16 +17,6 @@ function out(text: string): void {
 function fail(e: unknown): never {
   process.stderr.write(`nfsessiond: ${(e as Error).message}\n`);
   process.exit(e instanceof ConfigErrors ? 2 : 1);
-}
-
-interface Common { control?: string; json?: boolean }
-
-function withControl(c: Command): Command {
-  return c.option('--control <path>', 'control socket of the daemon (env NFSESSIOND_CONTROL)');
-}
-
-async function call(opts: Common, cmd: string, args: Record<string, unknown> = {}): Promise<unknown> {
-  return request(controlPath(opts.control), { cmd, args });
 }
 
 export function buildProgram(): Command {
@@ -64,33 +52,7 @@ export function buildProgram(): Command {
       }
     });
 
-  const session = program.command('diagnose').description('inspect the running daemon')
-    .command('sys').description('system views')
-    .command('session').description('the session table');
-
-  withControl(session.command('list'))
-    .description('list sessions in the vendor record layout')
-    .option('--json', 'print JSON')
-    .action(async (opts: Common) => {
-      const views = (await call(opts, 'session.list').catch(fail)) as SessionView[];
-      out(opts.json ? JSON.stringify({ sessions: views, total: views.length }, null, 2) : formatSessionList(views));
-    });
-
-  withControl(session.command('stat'))
-    .description('session table statistics')
-    .option('--json', 'print JSON')
-    .action(async (opts: Common) => {
-      const st = (await call(opts, 'session.stat').catch(fail)) as StatView;
-      out(opts.json ? JSON.stringify(st, null, 2) : formatStat(st));
-    });
-
-  withControl(session.command('clear'))
-    .description('clear sessions (and their kernel conntrack entries)')
-    .option('--json', 'print JSON')
-    .action(async (opts: Common) => {
-      const r = (await call(opts, 'session.clear').catch(fail)) as { cleared: number };
-      out(opts.json ? JSON.stringify(r) : `cleared ${r.cleared} session(s)`);
-    });
+  registerDiagnose(program);
 
   return program;
 }

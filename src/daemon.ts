@@ -6,8 +6,7 @@ import type { Logger } from 'pino';
 import { loadConfigFile, parseConfig, ConfigErrors, type DaemonConfig } from './config/load.js';
 import { controlPath } from './control/protocol.js';
 import { ControlServer } from './control/server.js';
-import { viewOf } from './control/session-view.js';
-import { statOf } from './control/stat.js';
+import { allHandlers } from './control/handlers/index.js';
 import { SessionEngine } from './engine/engine.js';
 import type { Effect } from './engine/types.js';
 import { InterfaceNames } from './kernel/interfaces.js';
@@ -57,17 +56,15 @@ export class Daemon {
     await this.datapath.start();
 
     const path = controlPath(this.opts.controlPath, cfg.controlSocket);
-    this.control = new ControlServer(path, {
-      'session.list': () => [...this.engine.sessions()].map((s) => viewOf(s, Date.now())),
-      'session.stat': () => statOf(this.engine, Date.now(), this.datapath?.queueStats()),
-      'session.clear': () => {
-        const now = Date.now();
-        const fx = this.engine.clear(() => true, now);
-        this.apply(fx, now);
-        return { cleared: fx.filter((e) => e.kind === 'session-end').length };
-      },
-      'daemon.status': () => ({ pid: process.pid, sessions: this.engine.size, mechanism: this.datapath?.mechanism }),
-    });
+    this.control = new ControlServer(path, allHandlers({
+      engine: this.engine,
+      log: this.log,
+      now: () => Date.now(),
+      apply: (fx, now) => this.apply(fx, now),
+      queueStats: () => this.datapath?.queueStats(),
+      mechanism: () => this.datapath?.mechanism,
+      ifname: (i) => this.ifnames.name(i),
+    }));
     await this.control.listen();
 
     this.timers.push(setInterval(() => {

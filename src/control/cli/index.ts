@@ -1,0 +1,10 @@
+// The `diagnose ...` tree, one register function per concern.
+
+import type { Command } from 'commander';
+import { registerSession } from './session.js';
+
+export function registerDiagnose(program: Command): void {
+  const diagnose = program.command('diagnose').description('inspect the running daemon');
+  const sys = diagnose.command('sys').description('system views');
+  registerSession(sys);
+}

@@ -1,0 +1,17 @@
+// What control-socket handlers may use of the running daemon. Handlers live one file per
+// concern under handlers/ and get this context, so the daemon does not grow a case per command.
+
+import type { Logger } from 'pino';
+import type { SessionEngine } from '../engine/engine.js';
+import type { Effect } from '../engine/types.js';
+
+export interface DaemonContext {
+  readonly engine: SessionEngine;
+  readonly log: Logger;
+  now(): number;
+  /** Carries out engine effects (kernel deletes, logs) as the packet path does. */
+  apply(effects: Effect[], now: number): void;
+  queueStats(): Record<string, number> | undefined;
+  mechanism(): string | undefined;
+  ifname(index: number): string;
+}
