@@ -36,7 +36,7 @@ export interface EngineConfig {
   policy: (t: FlowTuple, indev: number, outdev: number) => PolicyMatch;
 }
 
-export const ACCEPT_ALL: PolicyMatch = { policyId: 1, action: 'accept', logTraffic: true };
+export const ACCEPT_ALL: PolicyMatch = { policyId: 1, action: 'accept', logTraffic: true, vd: 0 };
 
 export function defaultEngineConfig(over: Partial<EngineConfig> = {}): EngineConfig {
   return {

@@ -159,7 +159,7 @@ export class SessionEngine {
       orig: t,
       reply: reverseTuple(t),
       policyId: pol.policyId,
-      vd: 0,
+      vd: pol.vd,
       state,
       createdAt: now,
       expireAt: now,

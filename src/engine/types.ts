@@ -106,6 +106,8 @@ export interface PolicyMatch {
   policyId: number;
   action: 'accept' | 'deny';
   logTraffic: boolean;
+  /** Index of the virtual domain (VDOM) the session belongs to; 0 is root. */
+  vd: number;
 }
 
 /** A kernel conntrack entry as the engine needs it (from events or dumps). */

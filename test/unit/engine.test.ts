@@ -237,7 +237,7 @@ t.test('malformed packets are counted and get the configured verdict', (t) => {
 });
 
 t.test('policy deny drops without a session; table limit drops new sessions only', (t) => {
-  const deny = new SessionEngine(defaultEngineConfig({ policy: () => ({ policyId: 0, action: 'deny', logTraffic: false }) }));
+  const deny = new SessionEngine(defaultEngineConfig({ policy: () => ({ policyId: 0, action: 'deny', logTraffic: false, vd: 0 }) }));
   t.equal(deny.handlePacket(fwd(TCP_SYN), 0).reason, 'policy-deny:0');
   t.equal(deny.size, 0);
   const full = new SessionEngine(defaultEngineConfig({ maxSessions: 1 }));
