@@ -3,7 +3,7 @@
 // by the engine with the current time, and its effects carried out here.
 
 import type { Logger } from 'pino';
-import { loadConfigFile, parseConfig, ConfigErrors, type DaemonConfig } from './config/load.js';
+import { loadConfigFile, parseConfig, ConfigErrors, engineConfigFor, type DaemonConfig } from './config/load.js';
 import { controlPath } from './control/protocol.js';
 import { ControlServer } from './control/server.js';
 import { allHandlers } from './control/handlers/index.js';
@@ -34,7 +34,8 @@ export class Daemon {
   private stopping = false;
 
   constructor(private config: DaemonConfig, private readonly opts: DaemonOptions, private readonly log: Logger) {
-    this.engine = new SessionEngine(config.engine);
+    this.engine = new SessionEngine(engineConfigFor(config, (i) => this.ifnames.name(i)));
+    if (config.policyDefaulted) log.warn('no firewall policy configured: every session is accepted by an accept-all policy (id 1)');
   }
 
   async start(): Promise<void> {
@@ -107,7 +108,7 @@ export class Daemon {
     try {
       const next = readConfig(this.opts.configPath);
       this.config = next;
-      this.engine.config = next.engine;
+      this.engine.config = engineConfigFor(next, (i) => this.ifnames.name(i));
       this.log.info({ config: this.opts.configPath }, 'config reloaded');
       return true;
     } catch (e) {

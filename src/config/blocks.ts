@@ -1,6 +1,6 @@
 // The top-level config blocks nfsessiond understands, keyed by their path.
 
-import type { BlockSpec } from './schema.js';
+import type { BlockSpec, TableSpec } from './schema.js';
 
 const HOOKS = ['forward', 'input', 'output'] as const;
 
@@ -59,6 +59,109 @@ export const BLOCKS: Record<string, BlockSpec> = {
     help: 'Per-domain settings.',
     fields: {
       'tcp-session-without-syn': { type: 'flag', default: false, help: 'Accept a TCP session whose first packet is not a SYN.' },
+      'implicit-policy': { type: 'enum', values: ['deny', 'accept'], default: 'deny', help: 'What traffic that matches no policy gets (policy id 0).' },
     },
   },
 };
+
+/** A list of names; defaults are copied on read, so sharing the empty list is safe. */
+const NAMES: { type: 'strings'; default: string[] } = { type: 'strings', default: [] };
+
+/** Top-level tables: `config <path>` holding `edit <id|name>` entries. */
+export const TABLES: Record<string, TableSpec> = {
+  'firewall address': {
+    help: 'IPv4 address objects used by policies.',
+    id: 'name',
+    entry: {
+      help: 'One address object.',
+      fields: {
+        type: { type: 'enum', values: ['ipmask', 'iprange'], default: 'ipmask', help: 'A subnet or a range of addresses.' },
+        subnet: { type: 'strings', default: ['0.0.0.0', '0.0.0.0'], help: "Subnet: '<ip> <mask>' or '<ip>/<prefix>'." },
+        'start-ip': { type: 'string', default: '0.0.0.0', help: 'First address of an iprange.' },
+        'end-ip': { type: 'string', default: '0.0.0.0', help: 'Last address of an iprange.' },
+        comment: { type: 'string', default: '', help: 'Free text.' },
+      },
+    },
+  },
+  'firewall address6': {
+    help: 'IPv6 address objects used by policies.',
+    id: 'name',
+    entry: {
+      help: 'One IPv6 address object.',
+      fields: {
+        type: { type: 'enum', values: ['ipprefix', 'iprange'], default: 'ipprefix', help: 'A prefix or a range of addresses.' },
+        ip6: { type: 'string', default: '::/0', help: "Prefix '<ip6>/<len>'." },
+        'start-ip': { type: 'string', default: '::', help: 'First address of an iprange.' },
+        'end-ip': { type: 'string', default: '::', help: 'Last address of an iprange.' },
+        comment: { type: 'string', default: '', help: 'Free text.' },
+      },
+    },
+  },
+  'firewall addrgrp': {
+    help: 'Groups of address objects.',
+    id: 'name',
+    entry: { help: 'One group.', fields: { member: { ...NAMES, help: 'Address or group names.' }, comment: { type: 'string', default: '', help: 'Free text.' } } },
+  },
+  'firewall service custom': {
+    help: 'Services (protocols and ports) used by policies.',
+    id: 'name',
+    entry: {
+      help: 'One service.',
+      fields: {
+        protocol: { type: 'enum', values: ['TCP/UDP/SCTP', 'ICMP', 'ICMP6', 'IP'], default: 'TCP/UDP/SCTP', help: 'Protocol family of the service.' },
+        'tcp-portrange': { ...NAMES, help: "Destination ports '<lo>[-<hi>][:<srclo>[-<srchi>]]'." },
+        'udp-portrange': { ...NAMES, help: 'Like tcp-portrange.' },
+        'sctp-portrange': { ...NAMES, help: 'Like tcp-portrange.' },
+        'protocol-number': { type: 'int', min: 0, max: 255, default: 0, help: 'IP protocol for protocol IP (0 = any).' },
+        icmptype: { type: 'int', min: -1, max: 255, default: -1, help: 'ICMP type (-1 = any).' },
+        comment: { type: 'string', default: '', help: 'Free text.' },
+      },
+    },
+  },
+  'firewall service group': {
+    help: 'Groups of services.',
+    id: 'name',
+    entry: { help: 'One group.', fields: { member: { ...NAMES, help: 'Service or group names.' }, comment: { type: 'string', default: '', help: 'Free text.' } } },
+  },
+  'firewall policy': {
+    help: 'Forward policies, evaluated in order; the first match decides. Implicit deny after the last one.',
+    id: 'int',
+    entry: {
+      help: 'One policy.',
+      fields: {
+        name: { type: 'string', default: '', help: 'Policy name.' },
+        status: { type: 'flag', default: true, help: 'A disabled policy matches nothing.' },
+        srcintf: { ...NAMES, help: "Ingress interfaces ('any' for all)." },
+        dstintf: { ...NAMES, help: "Egress interfaces ('any' for all)." },
+        srcaddr: { ...NAMES, help: 'IPv4 source addresses or groups.' },
+        dstaddr: { ...NAMES, help: 'IPv4 destination addresses or groups.' },
+        srcaddr6: { ...NAMES, help: 'IPv6 source addresses or groups.' },
+        dstaddr6: { ...NAMES, help: 'IPv6 destination addresses or groups.' },
+        service: { ...NAMES, help: 'Services or groups.' },
+        action: { type: 'enum', values: ['accept', 'deny'], default: 'deny', help: 'What a matching packet gets.' },
+        logtraffic: { type: 'enum', values: ['all', 'utm', 'disable'], default: 'utm', help: 'Traffic log records for its sessions (all and utm log).' },
+        'session-ttl': { type: 'int', min: 0, max: 604800, default: 0, help: 'Session timeout (s) for its sessions; 0 = from session-ttl.' },
+        schedule: { type: 'string', default: 'always', help: "Only 'always' is supported." },
+        nat: { type: 'flag', default: false, help: 'Accepted for compatibility; NAT is the kernel\'s (nft) job.' },
+        comments: { type: 'string', default: '', help: 'Free text.' },
+      },
+    },
+  },
+  'system interface': {
+    help: 'Interfaces and the VDOM each belongs to (global).',
+    id: 'name',
+    entry: {
+      help: 'One interface (its Linux name).',
+      fields: {
+        vdom: { type: 'string', default: 'root', help: 'VDOM of the sessions entering through this interface.' },
+        alias: { type: 'string', default: '', help: 'Free text.' },
+      },
+    },
+  },
+};
+
+/** Blocks and tables that exist once per VDOM (inside `config vdom` / `edit <vdom>`); the rest are global. */
+export const VDOM_SCOPED = new Set([
+  'system session-ttl', 'system settings',
+  'firewall address', 'firewall address6', 'firewall addrgrp', 'firewall service custom', 'firewall service group', 'firewall policy',
+]);

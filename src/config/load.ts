@@ -2,11 +2,13 @@
 // its file, line and column; a config with any error is not used at all.
 
 import { readFileSync } from 'node:fs';
-import { defaultEngineConfig, type EngineConfig, type TtlRule } from '../engine/engine-config.js';
+import { defaultEngineConfig, type EngineConfig, type TtlRule, type VdomSessionSettings } from '../engine/engine-config.js';
+import { acceptAllPolicySet, compilePolicy, type PolicySet, type VdomPolicies } from '../engine/policy.js';
 import type { RefreshDirection, Verdict } from '../engine/types.js';
-import { BLOCKS } from './blocks.js';
-import { readBody, defaults, type BlockValues } from './schema.js';
-import { ConfigError, parseSyntax } from './syntax.js';
+import { BLOCKS, TABLES, VDOM_SCOPED } from './blocks.js';
+import { readVdomPolicies } from './firewall.js';
+import { readBody, readTable, defaults, type BlockValues, type Entry } from './schema.js';
+import { ConfigError, parseSyntax, type ConfigNode } from './syntax.js';
 
 export type Hook = 'forward' | 'input' | 'output';
 
@@ -17,56 +19,74 @@ export interface DaemonConfig {
   kernelSyncInterval: number;
   controlSocket: string;
   logLevel: string;
+  /** VDOM names by index; 0 is root. */
+  vdomNames: string[];
+  policies: PolicySet;
+  /** No `config firewall policy` anywhere: one accept-all policy (id 1) is used. */
+  policyDefaulted: boolean;
   engine: EngineConfig;
 }
 
 export class ConfigErrors extends Error {
   constructor(public errors: ConfigError[]) {
+    // Reported in file order, whichever check found them first.
+    errors.sort((a, b) => a.pos.line - b.pos.line || a.pos.col - b.pos.col);
     super(errors.map((e) => e.message).join('\n'));
     this.name = 'ConfigErrors';
   }
 }
 
-function block(path: string, found: Map<string, BlockValues>): BlockValues {
-  return found.get(path) ?? { values: defaults(BLOCKS[path]), tables: {}, positions: {}, present: false };
+/** Blocks and tables read for one scope: the global part, or one VDOM. */
+interface Scope {
+  blocks: Map<string, BlockValues>;
+  tables: Map<string, Entry[]>;
 }
 
-export function parseConfig(text: string, file = '<config>'): DaemonConfig {
-  const errors: ConfigError[] = [];
-  let nodes;
-  try {
-    nodes = parseSyntax(text, file);
-  } catch (e) {
-    if (e instanceof ConfigError) throw new ConfigErrors([e]);
-    throw e;
-  }
-  const found = new Map<string, BlockValues>();
-  for (const n of nodes) {
-    if (n.kind !== 'config') {
-      errors.push(new ConfigError(file, n.pos, `'${n.kind}' at top level: expected 'config <path>'`));
-      continue;
-    }
-    const path = n.path.join(' ');
-    const spec = BLOCKS[path];
-    if (!spec) {
-      errors.push(new ConfigError(file, { line: n.pos.line, col: n.pos.col + 7 }, `unknown block 'config ${path}': expected one of ${Object.keys(BLOCKS).map((p) => `'config ${p}'`).join(', ')}`));
-      continue;
-    }
-    const prev = found.get(path);
+const newScope = (): Scope => ({ blocks: new Map(), tables: new Map() });
+
+function block(path: string, scope: Scope): BlockValues {
+  return scope.blocks.get(path) ?? { values: defaults(BLOCKS[path]), tables: {}, positions: {}, valuePositions: {}, present: false };
+}
+
+const table = (path: string, scope: Scope): Entry[] => scope.tables.get(path) ?? [];
+
+const knownPaths = () => [...Object.keys(BLOCKS), ...Object.keys(TABLES)].map((p) => `'config ${p}'`).join(', ');
+
+/** Reads one `config <path>` statement into a scope; a block or table given twice amends the first. */
+function readStatement(n: ConfigNode, scope: Scope, file: string, errors: ConfigError[]): void {
+  const path = n.path.join(' ');
+  const spec = BLOCKS[path];
+  if (spec) {
     const read = readBody(n.body, spec, `'config ${path}'`, file, errors);
+    const prev = scope.blocks.get(path);
     if (prev) {
-      // A block given twice amends the first, as on the vendor's CLI.
       for (const s of n.body) if (s.kind === 'set' || s.kind === 'unset') prev.values[s.key] = read.values[s.key];
       Object.assign(prev.tables, read.tables);
       Object.assign(prev.positions, read.positions);
-    } else found.set(path, { ...read, present: true });
+      Object.assign(prev.valuePositions, read.valuePositions);
+    } else scope.blocks.set(path, { ...read, present: true });
+    return;
   }
+  const tspec = TABLES[path];
+  if (tspec) {
+    const entries = readTable(n, tspec, `'config ${path}'`, file, errors);
+    const prev = scope.tables.get(path);
+    if (!prev) { scope.tables.set(path, entries); return; }
+    for (const e of entries) {
+      const old = prev.find((x) => x.id === e.id);
+      if (old) {
+        Object.assign(old.values, e.values);
+        Object.assign(old.positions, e.positions);
+        Object.assign(old.valuePositions, e.valuePositions);
+      } else prev.push(e);
+    }
+    return;
+  }
+  errors.push(new ConfigError(file, { line: n.pos.line, col: n.pos.col + 7 }, `unknown block 'config ${path}': expected one of ${knownPaths()}`));
+}
 
-  const sys = block('system nfsessiond', found).values;
-  const ttl = block('system session-ttl', found);
-  const glob = block('system global', found).values;
-  const settings = block('system settings', found).values;
-
+function readTtl(scope: Scope, file: string, errors: ConfigError[]): { defaultTtl: number; ttlRules: TtlRule[] } {
+  const ttl = block('system session-ttl', scope);
   const ttlRules: TtlRule[] = [];
   for (const e of ttl.tables.port ?? []) {
     const r: TtlRule = {
@@ -81,14 +101,98 @@ export function parseConfig(text: string, file = '<config>'): DaemonConfig {
     }
     ttlRules.push(r);
   }
+  return { defaultTtl: ttl.values.default as number, ttlRules };
+}
+
+export function parseConfig(text: string, file = '<config>'): DaemonConfig {
+  const errors: ConfigError[] = [];
+  let nodes;
+  try {
+    nodes = parseSyntax(text, file);
+  } catch (e) {
+    if (e instanceof ConfigError) throw new ConfigErrors([e]);
+    throw e;
+  }
+  // Without `config vdom` the file is one domain, root; with it, `config global` holds the
+  // global blocks and each `config vdom` / `edit <name>` its own domain's blocks.
+  const global = newScope();
+  const vdoms = new Map<string, Scope>([['root', newScope()]]);
+  const place = (n: ConfigNode, scope: Scope, where: 'global' | 'vdom' | 'top') => {
+    const path = n.path.join(' ');
+    const scoped = VDOM_SCOPED.has(path);
+    if (where === 'global' && scoped) { errors.push(new ConfigError(file, n.pos, `'config ${path}' belongs inside 'config vdom' / 'edit <vdom>', not 'config global'`)); return; }
+    if (where === 'vdom' && !scoped && (BLOCKS[path] || TABLES[path])) { errors.push(new ConfigError(file, n.pos, `'config ${path}' is global: put it in 'config global'`)); return; }
+    readStatement(n, where === 'top' ? (scoped ? vdoms.get('root')! : global) : scope, file, errors);
+  };
+  for (const n of nodes) {
+    if (n.kind !== 'config') {
+      errors.push(new ConfigError(file, n.pos, `'${n.kind}' at top level: expected 'config <path>'`));
+      continue;
+    }
+    const path = n.path.join(' ');
+    if (path === 'global') {
+      for (const c of n.body) {
+        if (c.kind === 'config') place(c, global, 'global');
+        else errors.push(new ConfigError(file, c.pos, "'config global' holds 'config <path>' blocks"));
+      }
+    } else if (path === 'vdom') {
+      for (const e of n.body) {
+        if (e.kind !== 'edit') { errors.push(new ConfigError(file, e.pos, "'config vdom' holds 'edit <vdom>' entries")); continue; }
+        if (!/^[A-Za-z0-9_.-]{1,31}$/.test(e.name)) { errors.push(new ConfigError(file, { line: e.pos.line, col: e.pos.col + 5 }, `bad VDOM name '${e.name}': letters, digits, '_', '.', '-', at most 31`)); continue; }
+        let scope = vdoms.get(e.name);
+        if (!scope) { scope = newScope(); vdoms.set(e.name, scope); }
+        for (const c of e.body) {
+          if (c.kind === 'config') place(c, scope, 'vdom');
+          else errors.push(new ConfigError(file, c.pos, `'edit ${e.name}' in 'config vdom' holds 'config <path>' blocks`));
+        }
+      }
+    } else {
+      place(n, global, 'top');
+    }
+  }
+
+  const sys = block('system nfsessiond', global).values;
+  const glob = block('system global', global).values;
+  const vdomNames = [...vdoms.keys()];
+
+  const interfaceVdom: Record<string, number> = {};
+  const interfaces = table('system interface', global);
+  for (const e of interfaces) {
+    const vd = vdomNames.indexOf(e.values.vdom as string);
+    if (vd < 0) errors.push(new ConfigError(file, e.positions.vdom ?? e.pos, `interface '${e.id}': unknown VDOM '${e.values.vdom}' (defined: ${vdomNames.join(', ')})`));
+    else interfaceVdom[e.id] = vd;
+  }
+  const knownInterfaces = interfaces.length ? new Set(interfaces.map((e) => e.id)) : undefined;
+
+  const anyPolicy = [...vdoms.values()].some((v) => v.tables.has('firewall policy'));
+  const perVdom: VdomSessionSettings[] = [];
+  const policyVdoms: VdomPolicies[] = [];
+  for (const [name, scope] of vdoms) {
+    const settings = block('system settings', scope).values;
+    perVdom.push({ name, ...readTtl(scope, file, errors), tcpSessionWithoutSyn: settings['tcp-session-without-syn'] as boolean });
+    policyVdoms.push(readVdomPolicies(name, {
+      address: table('firewall address', scope),
+      address6: table('firewall address6', scope),
+      addrgrp: table('firewall addrgrp', scope),
+      serviceCustom: table('firewall service custom', scope),
+      serviceGroup: table('firewall service group', scope),
+      policy: table('firewall policy', scope),
+    }, settings['implicit-policy'] as 'accept' | 'deny', knownInterfaces, file, errors));
+  }
+  const policies: PolicySet = {
+    vdoms: anyPolicy ? policyVdoms : vdomNames.map((name, i) => (i === 0 ? acceptAllPolicySet().vdoms[0] : { name, rules: [], implicit: 'deny' as const })),
+    interfaceVdom,
+  };
+
   const count = sys['queue-count'] as number;
   const first = sys['queue-num'] as number;
   if (first + count - 1 > 65535) {
-    const pos = block('system nfsessiond', found).positions['queue-count'] ?? { line: 1, col: 1 };
+    const pos = block('system nfsessiond', global).positions['queue-count'] ?? { line: 1, col: 1 };
     errors.push(new ConfigError(file, pos, `queue-num ${first} with queue-count ${count} goes past queue 65535`));
   }
   if (errors.length) throw new ConfigErrors(errors);
 
+  const root = perVdom[0];
   return {
     queue: {
       first,
@@ -103,18 +207,28 @@ export function parseConfig(text: string, file = '<config>'): DaemonConfig {
     kernelSyncInterval: sys['kernel-sync-interval'] as number,
     controlSocket: sys['control-socket'] as string,
     logLevel: sys['log-level'] as string,
+    vdomNames,
+    policies,
+    policyDefaulted: !anyPolicy,
     engine: defaultEngineConfig({
-      defaultTtl: ttl.values.default as number,
-      ttlRules,
+      defaultTtl: root.defaultTtl,
+      ttlRules: root.ttlRules,
+      tcpSessionWithoutSyn: root.tcpSessionWithoutSyn,
+      vdoms: perVdom,
       tcpHalfOpenTimer: glob['tcp-halfopen-timer'] as number,
       tcpHalfCloseTimer: glob['tcp-halfclose-timer'] as number,
       tcpTimeWaitTimer: glob['tcp-timewait-timer'] as number,
       offload: sys.offload as boolean,
       offloadMark: sys['offload-mark'] as number,
       malformedVerdict: sys['malformed-verdict'] as Verdict,
-      tcpSessionWithoutSyn: settings['tcp-session-without-syn'] as boolean,
+      policy: compilePolicy(policies, (i) => `if${i}`),
     }),
   };
+}
+
+/** The engine config with policies resolving interface indexes through `ifname` (the daemon's sysfs view). */
+export function engineConfigFor(cfg: DaemonConfig, ifname: (index: number) => string): EngineConfig {
+  return { ...cfg.engine, policy: compilePolicy(cfg.policies, ifname) };
 }
 
 export function loadConfigFile(path: string): DaemonConfig {

@@ -28,8 +28,10 @@ export interface TableSpec {
 export type Values = Record<string, number | string | boolean | string[]>;
 /** Where each key was set, for errors found after reading (cross-field checks). */
 export type Positions = Record<string, Pos>;
-export interface Entry { id: string; pos: Pos; values: Values; tables: Record<string, Entry[]>; positions: Positions }
-export interface BlockValues { values: Values; tables: Record<string, Entry[]>; positions: Positions; present: boolean }
+/** Where each value of a list key was written, to point at the one that is wrong. */
+export type ValuePositions = Record<string, Pos[]>;
+export interface Entry { id: string; pos: Pos; values: Values; tables: Record<string, Entry[]>; positions: Positions; valuePositions: ValuePositions }
+export interface BlockValues { values: Values; tables: Record<string, Entry[]>; positions: Positions; valuePositions: ValuePositions; present: boolean }
 
 function parseInt10(s: string): number | undefined {
   if (/^0x[0-9a-f]+$/i.test(s)) return Number.parseInt(s, 16);
@@ -83,10 +85,11 @@ export function defaults(spec: BlockSpec): Values {
  * Reads the body of a block against its spec. Problems are appended to `errors` (the reader goes
  * on, so one run reports every rejected line) and the offending statement is skipped.
  */
-export function readBody(body: Node[], spec: BlockSpec, where: string, file: string, errors: ConfigError[]): { values: Values; tables: Record<string, Entry[]>; positions: Positions } {
+export function readBody(body: Node[], spec: BlockSpec, where: string, file: string, errors: ConfigError[]): { values: Values; tables: Record<string, Entry[]>; positions: Positions; valuePositions: ValuePositions } {
   const values = defaults(spec);
   const tables: Record<string, Entry[]> = {};
   const positions: Positions = {};
+  const valuePositions: ValuePositions = {};
   for (const n of body) {
     try {
       if (n.kind === 'set') {
@@ -94,6 +97,7 @@ export function readBody(body: Node[], spec: BlockSpec, where: string, file: str
         if (!f) throw new ConfigError(file, n.valuePos[0] ? { line: n.pos.line, col: n.pos.col + 4 } : n.pos, `unknown key '${n.key}' in ${where}: expected one of ${Object.keys(spec.fields).join(', ')}`);
         values[n.key] = readField(f, n, where, file);
         positions[n.key] = n.valuePos[0];
+        valuePositions[n.key] = n.valuePos;
       } else if (n.kind === 'unset') {
         const f = spec.fields[n.key];
         if (!f) throw new ConfigError(file, n.pos, `unknown key '${n.key}' in ${where}`);
@@ -111,7 +115,7 @@ export function readBody(body: Node[], spec: BlockSpec, where: string, file: str
       else throw e;
     }
   }
-  return { values, tables, positions };
+  return { values, tables, positions, valuePositions };
 }
 
 export function readTable(n: ConfigNode, spec: TableSpec, where: string, file: string, errors: ConfigError[]): Entry[] {
@@ -134,6 +138,7 @@ export function readTable(n: ConfigNode, spec: TableSpec, where: string, file: s
       for (const s of e.body) if (s.kind === 'set' || s.kind === 'unset') prev.values[s.key] = body.values[s.key];
       Object.assign(prev.tables, body.tables);
       Object.assign(prev.positions, body.positions);
+      Object.assign(prev.valuePositions, body.valuePositions);
     } else {
       const entry = { id: e.name, pos: e.pos, ...body };
       seen.set(e.name, entry);

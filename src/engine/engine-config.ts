@@ -12,6 +12,14 @@ export interface TtlRule {
   refreshDir: RefreshDirection;
 }
 
+/** Session settings a VDOM has of its own (vendor: per-VDOM session-ttl and settings). */
+export interface VdomSessionSettings {
+  name: string;
+  defaultTtl: number;
+  ttlRules: TtlRule[];
+  tcpSessionWithoutSyn: boolean;
+}
+
 export interface EngineConfig {
   /** session-ttl default (s). */
   defaultTtl: number;
@@ -32,8 +40,10 @@ export interface EngineConfig {
   unrelatedIcmpErrorVerdict: Verdict;
   /** Accept a TCP session whose first packet is not a SYN (vendor: tcp-session-without-syn). */
   tcpSessionWithoutSyn: boolean;
+  /** Per-VDOM settings by VDOM index; a missing entry uses the root values above. */
+  vdoms: VdomSessionSettings[];
   /** The policy lookup; the config layer builds it from `config firewall policy`. */
-  policy: (t: FlowTuple, indev: number, outdev: number) => PolicyMatch;
+  policy: (t: FlowTuple, indev: number, outdev: number, icmpType?: number) => PolicyMatch;
 }
 
 export const ACCEPT_ALL: PolicyMatch = { policyId: 1, action: 'accept', logTraffic: true, vd: 0 };
@@ -53,16 +63,22 @@ export function defaultEngineConfig(over: Partial<EngineConfig> = {}): EngineCon
     unrelatedIcmpErrorVerdict: 'drop',
     tcpSessionWithoutSyn: false,
     policy: () => ACCEPT_ALL,
+    vdoms: [],
     ...over,
   };
 }
 
-/** The session-ttl entry for a tuple: protocol and destination port range, first match wins. */
-export function ttlFor(cfg: EngineConfig, t: FlowTuple): { timeout: number; refreshDir: RefreshDirection } {
-  for (const r of cfg.ttlRules) {
+export function vdomSettings(cfg: EngineConfig, vd: number): Pick<VdomSessionSettings, 'defaultTtl' | 'ttlRules' | 'tcpSessionWithoutSyn'> {
+  return cfg.vdoms[vd] ?? cfg;
+}
+
+/** The session-ttl entry for a tuple in its VDOM: protocol and destination port range, first match wins. */
+export function ttlFor(cfg: EngineConfig, t: FlowTuple, vd = 0): { timeout: number; refreshDir: RefreshDirection } {
+  const v = vdomSettings(cfg, vd);
+  for (const r of v.ttlRules) {
     if (r.proto === t.proto && t.dport >= r.startPort && t.dport <= r.endPort) {
       return { timeout: r.timeout, refreshDir: r.refreshDir };
     }
   }
-  return { timeout: cfg.defaultTtl, refreshDir: 'both' };
+  return { timeout: v.defaultTtl, refreshDir: 'both' };
 }

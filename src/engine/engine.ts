@@ -2,7 +2,7 @@
 // `now` (ms) and carries out the returned effects, so live mode, replay and tests drive the same code.
 
 import { IPPROTO_TCP, type FlowTuple } from '../packet/types.js';
-import { ttlFor, type EngineConfig } from './engine-config.js';
+import { ttlFor, vdomSettings, type EngineConfig } from './engine-config.js';
 import { ExpiryQueue } from './expiry-queue.js';
 import { flowKey, reverseTuple, sameTuple } from './flow-key.js';
 import { tcpAdvance, tcpFromKernel, tcpInitial, tcpPhase } from './tcp-state.js';
@@ -133,11 +133,17 @@ export class SessionEngine {
     const pkt = p.decoded;
     if (!pkt.ok) throw new Error('unreachable');
     const t = pkt.tuple;
+    // The policy comes first: it names the VDOM whose settings apply to everything below.
+    const pol = this.config.policy(t, p.indev, p.outdev, pkt.icmpType);
+    if (pol.action === 'deny') {
+      this.counters.policyDenied++;
+      return { verdict: 'drop', reason: `policy-deny:${pol.policyId}`, effects: [] };
+    }
     let state: [number, number] = [0, 0];
     if (t.proto === IPPROTO_TCP) {
       const init = tcpInitial(pkt.tcpFlags);
       if (!init) {
-        if (!this.config.tcpSessionWithoutSyn) {
+        if (!vdomSettings(this.config, pol.vd).tcpSessionWithoutSyn) {
           this.counters.tcpWithoutSyn++;
           return { verdict: 'drop', reason: 'tcp-without-syn', effects: [] };
         }
@@ -148,12 +154,7 @@ export class SessionEngine {
       this.counters.tableFull++;
       return { verdict: 'drop', reason: 'table-full', effects: [] };
     }
-    const pol = this.config.policy(t, p.indev, p.outdev);
-    if (pol.action === 'deny') {
-      this.counters.policyDenied++;
-      return { verdict: 'drop', reason: `policy-deny:${pol.policyId}`, effects: [] };
-    }
-    const ttl = ttlFor(this.config, t);
+    const ttl = pol.sessionTtl ? { timeout: pol.sessionTtl, refreshDir: ttlFor(this.config, t, pol.vd).refreshDir } : ttlFor(this.config, t, pol.vd);
     const s: Session = {
       serial: this.nextSerial++,
       orig: t,

@@ -108,6 +108,8 @@ export interface PolicyMatch {
   logTraffic: boolean;
   /** Index of the virtual domain (VDOM) the session belongs to; 0 is root. */
   vd: number;
+  /** The policy's own session TTL (s), overriding session-ttl. */
+  sessionTtl?: number;
 }
 
 /** A kernel conntrack entry as the engine needs it (from events or dumps). */

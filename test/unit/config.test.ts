@@ -74,18 +74,20 @@ end`, 'x.conf');
 });
 
 t.test('every rejected line is reported with file, line and column', (t) => {
-  t.same(errorsOf(`config system global
+  const errs = errorsOf(`config system global
     set tcp-halfopen-timer ten
     set tcp-bogus 3
     set tcp-timewait-timer 999
 end
 config system nope
-end`), [
+end`);
+  t.same(errs.slice(0, 3), [
     "r.conf:2:28: 'tcp-halfopen-timer' in 'config system global': expected an integer, got 'ten'",
     "r.conf:3:9: unknown key 'tcp-bogus' in 'config system global': expected one of tcp-halfopen-timer, tcp-halfclose-timer, tcp-timewait-timer, udp-idle-timer",
     "r.conf:4:28: 'tcp-timewait-timer' in 'config system global': 999 is out of range 0-300",
-    "r.conf:6:8: unknown block 'config system nope': expected one of 'config system nfsessiond', 'config system session-ttl', 'config system global', 'config system settings'",
   ]);
+  t.equal(errs.length, 4);
+  t.match(errs[3], /^r\.conf:6:8: unknown block 'config system nope': expected one of 'config system nfsessiond', .*'config firewall policy'/);
   t.same(errorsOf(`config system session-ttl
   config port
     edit 1

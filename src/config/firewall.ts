@@ -1,0 +1,205 @@
+// Reads one VDOM's `config firewall address/address6/addrgrp/service custom/service group/policy`
+// tables into the plain policy data the engine compiles. Names are resolved here so an unknown
+// address or service is reported at its line and column.
+
+import type { AddressMatcher, PolicyRule, PortRange, ServiceEntry, VdomPolicies } from '../engine/policy.js';
+import { netmaskToPrefix, parseCidr, parseIPv4, parseIPv6 } from '../packet/address.js';
+import type { Entry } from './schema.js';
+import { ConfigError, type Pos } from './syntax.js';
+
+const ANY4: AddressMatcher = { kind: 'cidr', cidr: { family: 4, bytes: new Uint8Array(4), prefix: 0 } };
+const ANY6: AddressMatcher = { kind: 'cidr', cidr: { family: 6, bytes: new Uint8Array(16), prefix: 0 } };
+
+const tcp = (lo: number, hi = lo): ServiceEntry => ({ proto: 6, dports: [{ lo, hi }] });
+const udp = (lo: number, hi = lo): ServiceEntry => ({ proto: 17, dports: [{ lo, hi }] });
+
+/** The vendor's predefined services that a router config commonly names. */
+export const PREDEFINED_SERVICES: Record<string, ServiceEntry[]> = {
+  ALL: [{ proto: 0 }],
+  ALL_TCP: [tcp(1, 65535)],
+  ALL_UDP: [udp(1, 65535)],
+  ALL_ICMP: [{ proto: 1 }],
+  ALL_ICMP6: [{ proto: 58 }],
+  PING: [{ proto: 1, icmpType: 8 }],
+  PING6: [{ proto: 58, icmpType: 128 }],
+  HTTP: [tcp(80)],
+  HTTPS: [tcp(443)],
+  DNS: [tcp(53), udp(53)],
+  SSH: [tcp(22)],
+  TELNET: [tcp(23)],
+  FTP: [tcp(21)],
+  TFTP: [udp(69)],
+  SMTP: [tcp(25)],
+  POP3: [tcp(110)],
+  IMAP: [tcp(143)],
+  NNTP: [tcp(119)],
+  NTP: [tcp(123), udp(123)],
+  SNMP: [tcp(161, 162), udp(161, 162)],
+  SIP: [udp(5060), tcp(5060)],
+  SAMBA: [tcp(139)],
+  'DCE-RPC': [tcp(135), udp(135)],
+  'ONC-RPC': [tcp(111), udp(111)],
+};
+
+interface Ctx { file: string; errors: ConfigError[] }
+
+/** Position of the i-th value of a key, falling back to the entry. */
+const at = (e: Entry, key: string, i = 0): Pos => e.valuePositions[key]?.[i] ?? e.positions[key] ?? e.pos;
+
+function err(ctx: Ctx, pos: Pos, msg: string): void {
+  ctx.errors.push(new ConfigError(ctx.file, pos, msg));
+}
+
+function readAddresses(ctx: Ctx, v4: Entry[], v6: Entry[], groups: Entry[]): Map<string, AddressMatcher[]> {
+  const out = new Map<string, AddressMatcher[]>([['all', [ANY4, ANY6]], ['none', []]]);
+  for (const e of v4) {
+    if (e.values.type === 'iprange') {
+      const lo = parseIPv4(e.values['start-ip'] as string);
+      const hi = parseIPv4(e.values['end-ip'] as string);
+      if (!lo || !hi) { err(ctx, e.positions['start-ip'] ?? e.pos, `address '${e.id}': start-ip/end-ip must be IPv4 addresses`); continue; }
+      out.set(e.id, [{ kind: 'range', family: 4, lo, hi }]);
+      continue;
+    }
+    const sub = e.values.subnet as string[];
+    const text = sub.length === 2 ? `${sub[0]}/${sub[1].includes('.') ? netmaskToPrefix(sub[1]) : sub[1]}` : sub[0];
+    const cidr = sub.length <= 2 ? parseCidr(text) : null;
+    if (!cidr || cidr.family !== 4) { err(ctx, e.positions.subnet ?? e.pos, `address '${e.id}': subnet must be '<ip> <mask>' or '<ip>/<prefix>', got '${sub.join(' ')}'`); continue; }
+    out.set(e.id, [{ kind: 'cidr', cidr }]);
+  }
+  for (const e of v6) {
+    if (e.values.type === 'iprange') {
+      const lo = parseIPv6(e.values['start-ip'] as string);
+      const hi = parseIPv6(e.values['end-ip'] as string);
+      if (!lo || !hi) { err(ctx, e.positions['start-ip'] ?? e.pos, `address6 '${e.id}': start-ip/end-ip must be IPv6 addresses`); continue; }
+      out.set(e.id, [{ kind: 'range', family: 6, lo, hi }]);
+      continue;
+    }
+    const cidr = parseCidr(e.values.ip6 as string);
+    if (!cidr || cidr.family !== 6) { err(ctx, e.positions.ip6 ?? e.pos, `address6 '${e.id}': ip6 must be '<ip6>/<len>', got '${e.values.ip6}'`); continue; }
+    out.set(e.id, [{ kind: 'cidr', cidr }]);
+  }
+  // Groups may name groups defined later; resolve in passes, bounded by the number of groups.
+  const pending = [...groups];
+  for (let pass = 0; pass <= groups.length && pending.length; pass++) {
+    for (let i = pending.length - 1; i >= 0; i--) {
+      const g = pending[i];
+      const members = g.values.member as string[];
+      if (members.every((m) => out.has(m))) {
+        out.set(g.id, members.flatMap((m) => out.get(m)!));
+        pending.splice(i, 1);
+      }
+    }
+  }
+  for (const g of pending) {
+    const missing = (g.values.member as string[]).filter((m) => !out.has(m) && !pending.some((p) => p.id === m));
+    err(ctx, g.positions.member ?? g.pos, missing.length
+      ? `addrgrp '${g.id}': unknown member${missing.length > 1 ? 's' : ''} ${missing.map((m) => `'${m}'`).join(', ')}`
+      : `addrgrp '${g.id}': groups refer to each other in a loop`);
+  }
+  return out;
+}
+
+function parseRanges(text: string): { d: PortRange; s?: PortRange } | undefined {
+  const [dst, src] = text.split(':');
+  const one = (x: string): PortRange | undefined => {
+    const m = /^(\d{1,5})(?:-(\d{1,5}))?$/.exec(x);
+    if (!m) return undefined;
+    const lo = Number(m[1]);
+    const hi = m[2] === undefined ? lo : Number(m[2]);
+    return lo <= hi && hi <= 65535 ? { lo, hi } : undefined;
+  };
+  const d = one(dst);
+  if (!d) return undefined;
+  if (src === undefined) return { d };
+  const s = one(src);
+  return s ? { d, s } : undefined;
+}
+
+function readServices(ctx: Ctx, custom: Entry[], groups: Entry[]): Map<string, ServiceEntry[]> {
+  const out = new Map<string, ServiceEntry[]>(Object.entries(PREDEFINED_SERVICES));
+  for (const e of custom) {
+    const entries: ServiceEntry[] = [];
+    const proto = e.values.protocol as string;
+    if (proto === 'ICMP' || proto === 'ICMP6') {
+      entries.push({ proto: proto === 'ICMP' ? 1 : 58, icmpType: e.values.icmptype as number });
+    } else if (proto === 'IP') {
+      entries.push({ proto: e.values['protocol-number'] as number });
+    } else {
+      for (const [key, p] of [['tcp-portrange', 6], ['udp-portrange', 17], ['sctp-portrange', 132]] as const) {
+        for (const r of e.values[key] as string[]) {
+          const parsed = parseRanges(r);
+          if (!parsed) { err(ctx, at(e, key, (e.values[key] as string[]).indexOf(r)), `service '${e.id}': bad port range '${r}' in ${key}: expected '<lo>[-<hi>][:<srclo>[-<srchi>]]' within 0-65535`); continue; }
+          entries.push({ proto: p, dports: [parsed.d], ...(parsed.s ? { sports: [parsed.s] } : {}) });
+        }
+      }
+      if (entries.length === 0) err(ctx, e.pos, `service '${e.id}': no tcp-portrange, udp-portrange or sctp-portrange set`);
+    }
+    out.set(e.id, entries);
+  }
+  for (const g of groups) {
+    const missing = (g.values.member as string[]).filter((m) => !out.has(m));
+    if (missing.length) { err(ctx, g.positions.member ?? g.pos, `service group '${g.id}': unknown member ${missing.map((m) => `'${m}'`).join(', ')}`); continue; }
+    out.set(g.id, (g.values.member as string[]).flatMap((m) => out.get(m)!));
+  }
+  return out;
+}
+
+export interface VdomTables {
+  address: Entry[];
+  address6: Entry[];
+  addrgrp: Entry[];
+  serviceCustom: Entry[];
+  serviceGroup: Entry[];
+  policy: Entry[];
+}
+
+/** Reads one VDOM's firewall tables; problems are appended to `errors` with positions. */
+export function readVdomPolicies(name: string, tables: VdomTables, implicit: 'accept' | 'deny', knownInterfaces: Set<string> | undefined, file: string, errors: ConfigError[]): VdomPolicies {
+  const ctx: Ctx = { file, errors };
+  const addrs = readAddresses(ctx, tables.address, tables.address6, tables.addrgrp);
+  const services = readServices(ctx, tables.serviceCustom, tables.serviceGroup);
+  const rules: PolicyRule[] = [];
+  for (const e of tables.policy) {
+    const v = e.values;
+    const resolve = (key: string, family: 4 | 6): AddressMatcher[] => {
+      const out: AddressMatcher[] = [];
+      for (const [i, n] of (v[key] as string[]).entries()) {
+        const m = addrs.get(n);
+        if (!m) { err(ctx, at(e, key, i), `policy ${e.id}: unknown ${family === 6 ? 'IPv6 ' : ''}address '${n}' in ${key}`); continue; }
+        out.push(...m.filter((x) => (x.kind === 'cidr' ? x.cidr.family : x.family) === family));
+      }
+      return out;
+    };
+    const svc: ServiceEntry[] = [];
+    for (const [i, n] of (v.service as string[]).entries()) {
+      const s = services.get(n);
+      if (!s) err(ctx, at(e, 'service', i), `policy ${e.id}: unknown service '${n}'`);
+      else svc.push(...s);
+    }
+    for (const key of ['srcintf', 'dstintf', 'service'] as const) {
+      if ((v[key] as string[]).length === 0) err(ctx, e.pos, `policy ${e.id}: '${key}' is not set`);
+    }
+    if ((v.srcaddr as string[]).length + (v.srcaddr6 as string[]).length === 0) err(ctx, e.pos, `policy ${e.id}: neither srcaddr nor srcaddr6 is set`);
+    if ((v.dstaddr as string[]).length + (v.dstaddr6 as string[]).length === 0) err(ctx, e.pos, `policy ${e.id}: neither dstaddr nor dstaddr6 is set`);
+    if (knownInterfaces) {
+      for (const key of ['srcintf', 'dstintf'] as const) {
+        for (const [k, i] of (v[key] as string[]).entries()) if (i !== 'any' && !knownInterfaces.has(i)) err(ctx, at(e, key, k), `policy ${e.id}: interface '${i}' in ${key} is not in 'config system interface'`);
+      }
+    }
+    if (v.schedule !== 'always') err(ctx, e.positions.schedule ?? e.pos, `policy ${e.id}: only schedule 'always' is supported, got '${v.schedule}'`);
+    rules.push({
+      id: Number(e.id),
+      name: v.name as string,
+      enabled: v.status as boolean,
+      srcintf: v.srcintf as string[],
+      dstintf: v.dstintf as string[],
+      src: [...resolve('srcaddr', 4), ...resolve('srcaddr6', 6)],
+      dst: [...resolve('dstaddr', 4), ...resolve('dstaddr6', 6)],
+      services: svc,
+      action: v.action as 'accept' | 'deny',
+      log: v.logtraffic !== 'disable',
+      sessionTtl: v['session-ttl'] as number,
+    });
+  }
+  return { name, rules, implicit };
+}
