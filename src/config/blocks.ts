@@ -22,6 +22,8 @@ export const BLOCKS: Record<string, BlockSpec> = {
       'malformed-verdict': { type: 'enum', values: ['accept', 'drop'], default: 'drop', help: 'Verdict for packets that cannot be decoded.' },
       'control-socket': { type: 'string', default: '/run/nfsessiond/control.sock', help: 'Unix socket for the CLI (mode 0600).' },
       'log-level': { type: 'enum', values: ['fatal', 'error', 'warn', 'info', 'debug', 'trace'], default: 'info', help: 'Daemon log level.' },
+      'log-session-start': { type: 'flag', default: false, help: 'Also log a traffic record when a logged session starts (action="start"), not only when it ends.' },
+      'log-memory-records': { type: 'int', min: 0, max: 1000000, default: 1000, help: 'Traffic records kept in memory for `execute log display` (0 keeps none).' },
     },
   },
   'system session-ttl': {

@@ -19,6 +19,8 @@ export interface DaemonConfig {
   kernelSyncInterval: number;
   controlSocket: string;
   logLevel: string;
+  /** Traffic log: start records too, and how many records `execute log display` keeps. */
+  trafficLog: { sessionStart: boolean; memoryRecords: number };
   /** VDOM names by index; 0 is root. */
   vdomNames: string[];
   policies: PolicySet;
@@ -207,6 +209,7 @@ export function parseConfig(text: string, file = '<config>'): DaemonConfig {
     kernelSyncInterval: sys['kernel-sync-interval'] as number,
     controlSocket: sys['control-socket'] as string,
     logLevel: sys['log-level'] as string,
+    trafficLog: { sessionStart: sys['log-session-start'] as boolean, memoryRecords: sys['log-memory-records'] as number },
     vdomNames,
     policies,
     policyDefaulted: !anyPolicy,
