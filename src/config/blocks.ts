@@ -54,7 +54,7 @@ export const BLOCKS: Record<string, BlockSpec> = {
       'tcp-halfopen-timer': { type: 'int', min: 1, max: 86400, default: 10, help: 'Timeout (s) of a TCP session before the handshake completes.' },
       'tcp-halfclose-timer': { type: 'int', min: 1, max: 86400, default: 120, help: 'Timeout (s) once one side has sent FIN.' },
       'tcp-timewait-timer': { type: 'int', min: 0, max: 300, default: 1, help: 'Timeout (s) in TIME_WAIT / after RST.' },
-      'udp-idle-timer': { type: 'int', min: 1, max: 86400, default: 180, help: 'Reserved for UDP idle handling.' },
+      'udp-idle-timer': { type: 'int', min: 1, max: 86400, default: 180, help: 'Timeout (s) of a UDP session until its first reply, when no session-ttl port entry names it.' },
     },
   },
   'system settings': {

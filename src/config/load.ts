@@ -221,6 +221,7 @@ export function parseConfig(text: string, file = '<config>'): DaemonConfig {
       tcpHalfOpenTimer: glob['tcp-halfopen-timer'] as number,
       tcpHalfCloseTimer: glob['tcp-halfclose-timer'] as number,
       tcpTimeWaitTimer: glob['tcp-timewait-timer'] as number,
+      udpIdleTimer: glob['udp-idle-timer'] as number,
       offload: sys.offload as boolean,
       offloadMark: sys['offload-mark'] as number,
       malformedVerdict: sys['malformed-verdict'] as Verdict,

@@ -3,6 +3,7 @@
 
 import type { FlowTuple } from '../packet/types.js';
 import type { PolicyMatch, RefreshDirection, Verdict } from './types.js';
+import { defaultLimits, type LimitsConfig } from './limits.js';
 
 export interface TtlRule {
   proto: number;
@@ -27,6 +28,8 @@ export interface EngineConfig {
   tcpHalfOpenTimer: number;
   tcpHalfCloseTimer: number;
   tcpTimeWaitTimer: number;
+  /** Timeout (s) of a UDP session that no reply has answered yet and no session-ttl entry names. */
+  udpIdleTimer: number;
   /** 0 = unlimited. */
   maxSessions: number;
   /** Conntrack mark bit that tells the kernel a session is offloaded (its packets skip the queue). */
@@ -42,6 +45,10 @@ export interface EngineConfig {
   tcpSessionWithoutSyn: boolean;
   /** Per-VDOM settings by VDOM index; a missing entry uses the root values above. */
   vdoms: VdomSessionSettings[];
+  /** VDOM names by index, for views and logs (default ['root']). */
+  vdomNames: string[];
+  /** Users, per-VDOM limits, conserve mode / fail-open, per-service accounting ports (limits.ts). */
+  limits: LimitsConfig;
   /** The policy lookup; the config layer builds it from `config firewall policy`. */
   policy: (t: FlowTuple, indev: number, outdev: number, icmpType?: number) => PolicyMatch;
 }
@@ -55,6 +62,7 @@ export function defaultEngineConfig(over: Partial<EngineConfig> = {}): EngineCon
     tcpHalfOpenTimer: 10,
     tcpHalfCloseTimer: 120,
     tcpTimeWaitTimer: 1,
+    udpIdleTimer: 180,
     maxSessions: 0,
     offloadMark: 0x00100000,
     offload: true,
@@ -63,6 +71,8 @@ export function defaultEngineConfig(over: Partial<EngineConfig> = {}): EngineCon
     unrelatedIcmpErrorVerdict: 'drop',
     tcpSessionWithoutSyn: false,
     policy: () => ACCEPT_ALL,
+    vdomNames: ['root'],
+    limits: defaultLimits(),
     vdoms: [],
     ...over,
   };
@@ -73,12 +83,12 @@ export function vdomSettings(cfg: EngineConfig, vd: number): Pick<VdomSessionSet
 }
 
 /** The session-ttl entry for a tuple in its VDOM: protocol and destination port range, first match wins. */
-export function ttlFor(cfg: EngineConfig, t: FlowTuple, vd = 0): { timeout: number; refreshDir: RefreshDirection } {
+export function ttlFor(cfg: EngineConfig, t: FlowTuple, vd = 0): { timeout: number; refreshDir: RefreshDirection; fromRule: boolean } {
   const v = vdomSettings(cfg, vd);
   for (const r of v.ttlRules) {
     if (r.proto === t.proto && t.dport >= r.startPort && t.dport <= r.endPort) {
-      return { timeout: r.timeout, refreshDir: r.refreshDir };
+      return { timeout: r.timeout, refreshDir: r.refreshDir, fromRule: true };
     }
   }
-  return { timeout: v.defaultTtl, refreshDir: 'both' };
+  return { timeout: v.defaultTtl, refreshDir: 'both', fromRule: false };
 }

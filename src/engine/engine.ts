@@ -1,8 +1,9 @@
 // The session table and the decision for each queued packet. No I/O, no clock: the caller passes
 // `now` (ms) and carries out the returned effects, so live mode, replay and tests drive the same code.
 
-import { IPPROTO_TCP, type FlowTuple } from '../packet/types.js';
+import { IPPROTO_TCP, IPPROTO_UDP, type FlowTuple } from '../packet/types.js';
 import { ttlFor, vdomSettings, type EngineConfig } from './engine-config.js';
+import { Admission } from './admission.js';
 import { ExpiryQueue } from './expiry-queue.js';
 import { flowKey, reverseTuple, sameTuple } from './flow-key.js';
 import { tcpAdvance, tcpFromKernel, tcpInitial, tcpPhase } from './tcp-state.js';
@@ -51,6 +52,8 @@ export class SessionEngine {
   private readonly expiry = new ExpiryQueue<Session>();
   private nextSerial = 1;
   readonly counters: EngineCounters = newCounters();
+  /** Limits, users, conserve mode / fail-open and per-service accounting (admission.ts). */
+  readonly admission = new Admission(() => this.config);
   /** Session creations per whole second, for setup_rate. */
   private setupWindow = { second: 0, count: 0, last: 0 };
 
@@ -103,6 +106,8 @@ export class SessionEngine {
       }
       return this.update(s, slot.dir, p, now);
     }
+    const bypassed = this.admission.bypassPacket(pkt.tuple, now);
+    if (bypassed) return bypassed;
     if (pkt.fragment) {
       // Conntrack reassembles before the forward hook, so a lone fragment here is not part of a
       // session we can name; let the kernel's own defragmentation and policy deal with it.
@@ -150,11 +155,13 @@ export class SessionEngine {
         state = [1, 1];
       } else state = init;
     }
-    if (this.config.maxSessions > 0 && this.bySerial.size >= this.config.maxSessions) {
-      this.counters.tableFull++;
-      return { verdict: 'drop', reason: 'table-full', effects: [] };
+    // Limits, users and conserve mode: refused, let through uninspected (fail-open), or tracked.
+    const gate = this.admission.admit(t, pol, this.bySerial.size, now);
+    if (!gate.track) {
+      if (gate.cause === 'table-full') this.counters.tableFull++;
+      return gate.decision;
     }
-    const ttl = pol.sessionTtl ? { timeout: pol.sessionTtl, refreshDir: ttlFor(this.config, t, pol.vd).refreshDir } : ttlFor(this.config, t, pol.vd);
+    const ttl = pol.sessionTtl ? { ...ttlFor(this.config, t, pol.vd), timeout: pol.sessionTtl, fromRule: true } : ttlFor(this.config, t, pol.vd);
     const s: Session = {
       serial: this.nextSerial++,
       orig: t,
@@ -167,6 +174,7 @@ export class SessionEngine {
       timerAt: 0,
       timeout: ttl.timeout,
       ttl: ttl.timeout,
+      ttlFromRule: ttl.fromRule,
       refreshDir: ttl.refreshDir,
       org: { bytes: pkt.length, packets: 1, allowErr: 0 },
       rep: { bytes: 0, packets: 0, allowErr: 0 },
@@ -179,6 +187,7 @@ export class SessionEngine {
     };
     this.setTimer(s, now);
     this.insert(s);
+    this.admission.track(s, now);
     this.counters.sessionsCreated++;
     this.countSetup(now);
     return { verdict: 'accept', reason: `allowed:${pol.policyId}`, session: s, dir: 'org', effects: [{ kind: 'session-start', session: s }] };
@@ -195,8 +204,10 @@ export class SessionEngine {
     const effects: Effect[] = [];
     if (s.orig.proto === IPPROTO_TCP) {
       tcpAdvance(s.state, dir, pkt.tcpFlags);
-    } else if (dir === 'reply') {
+    } else if (dir === 'reply' && s.state[1] === 0) {
       s.state[1] = 1;
+      // The first reply ends the udp-idle phase: the session's own TTL applies from here.
+      if (s.orig.proto === IPPROTO_UDP && !s.ttlFromRule) this.setTimer(s, now);
     }
     if (this.refreshes(s, dir)) this.setTimer(s, now);
     else if (s.orig.proto === IPPROTO_TCP && tcpPhase(s.state) !== 'established') this.setTimer(s, now);
@@ -221,7 +232,11 @@ export class SessionEngine {
   /** Sets timeout and expireAt from the session's state: TCP transitions use the global timers. */
   private setTimer(s: Session, now: number): void {
     let timeout = s.ttl;
-    if (s.orig.proto === IPPROTO_TCP) {
+    if (s.orig.proto === IPPROTO_UDP && s.state[1] === 0 && !s.ttlFromRule) {
+      // A UDP flow nobody has answered yet is the cheapest table filler there is: it gets the
+      // short udp-idle-timer until a reply arrives, unless a session-ttl entry names its port.
+      timeout = Math.min(timeout, this.config.udpIdleTimer);
+    } else if (s.orig.proto === IPPROTO_TCP) {
       switch (tcpPhase(s.state)) {
         case 'opening': timeout = this.config.tcpHalfOpenTimer; break;
         case 'closing': timeout = this.config.tcpHalfCloseTimer; break;
@@ -264,7 +279,7 @@ export class SessionEngine {
     if (old) {
       // Two sessions cannot own one tuple: the newer one wins, as the vendor's clash counter describes.
       this.counters.clash++;
-      this.remove(old.session);
+      this.remove(old.session, s.createdAt);
     }
     this.table.set(ko, { session: s, dir: 'org' });
     this.table.set(kr, { session: s, dir: 'reply' });
@@ -272,7 +287,8 @@ export class SessionEngine {
     this.expiry.schedule(s);
   }
 
-  private remove(s: Session): void {
+  private remove(s: Session, now: number): void {
+    this.admission.release(s, now);
     for (const t of [s.orig, s.reply]) {
       const k = flowKey(t);
       if (this.table.get(k)?.session === s) this.table.delete(k);
@@ -281,17 +297,24 @@ export class SessionEngine {
   }
 
   private end(s: Session, reason: SessionEndReason, now: number, kernelDelete: boolean): Effect[] {
-    this.remove(s);
+    this.remove(s, now);
     this.counters.sessionsEnded[reason]++;
     const effects: Effect[] = [];
     if (kernelDelete) effects.push({ kind: 'ct-delete', serial: s.serial, orig: s.orig });
     effects.push({ kind: 'session-end', session: s, reason, at: now });
+    effects.push(...this.admission.settle(now, this.bySerial.size));
     return effects;
+  }
+
+  /** A memory use sample (percent of RAM), for conserve mode; the daemon samples it on a timer. */
+  observeMemory(percent: number, now: number): Effect[] {
+    return this.admission.observeMemory(percent, now);
   }
 
   /** Ends the sessions whose timer ran out; their kernel entries are deleted too. */
   tick(now: number): Effect[] {
     const effects: Effect[] = [];
+    effects.push(...this.admission.tick(now, this.bySerial.size));
     for (const s of this.expiry.popExpired(now, (x) => this.bySerial.get(x.serial) === x)) {
       const closed = s.orig.proto === IPPROTO_TCP && tcpPhase(s.state) !== 'established' && tcpPhase(s.state) !== 'opening';
       effects.push(...this.end(s, closed ? 'tcp-close' : 'ttl', now, true));
@@ -315,7 +338,10 @@ export class SessionEngine {
    */
   kernelReport(r: KernelFlowReport, now: number): Effect[] {
     const slot = this.table.get(flowKey(r.orig));
-    if (!slot || slot.dir !== 'org') return [];
+    if (!slot || slot.dir !== 'org') {
+      if (!slot && r.event === 'destroy') this.admission.forgetBypass(r.orig);
+      return [];
+    }
     const s = slot.session;
     if (!sameTuple(r.reply, s.reply)) this.learnNat(s, r);
     if (r.counters) {

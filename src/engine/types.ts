@@ -55,6 +55,8 @@ export interface Session {
   timeout: number;
   /** The TTL configured for this session (s), kept while transitional timers apply. */
   ttl: number;
+  /** The TTL came from a session-ttl port entry or the policy (not the default). */
+  ttlFromRule: boolean;
   refreshDir: RefreshDirection;
   org: DirCounters;
   rep: DirCounters;
@@ -91,7 +93,9 @@ export type Effect =
   | { kind: 'offload'; serial: number; orig: FlowTuple; mark: number; kernelTimeout: number }
   | { kind: 'ct-delete'; serial: number; orig: FlowTuple }
   | { kind: 'session-start'; session: Session }
-  | { kind: 'session-end'; session: Session; reason: SessionEndReason; at: number };
+  | { kind: 'session-end'; session: Session; reason: SessionEndReason; at: number }
+  /** Conserve mode entered or left, or the one-shot fail-open latch set or reset (src/engine/admission.ts). */
+  | { kind: 'conserve'; event: 'enter' | 'leave' | 'one-shot-latched' | 'one-shot-reset'; reasons: string[]; memory: number; at: number };
 
 export interface Decision {
   verdict: Verdict;

@@ -103,10 +103,13 @@ t.test('UDP: proto_state 00 then 01, offload once the reply is seen, default TTL
   const u = (src: string, dst: string, sport: number, dport: number) => pkt({ proto: 17, src, dst, sport, dport }, { len: 29 });
   const s = e.handlePacket(u(C, S, 5000, 53), 0).session!;
   t.same(s.state, [0, 0]);
-  t.equal(s.timeout, 3600);
+  t.equal(s.timeout, 180, 'udp-idle-timer until the first reply');
+  t.equal(s.expireAt, 180_000);
   t.same(e.handlePacket(u(C, S, 5000, 53), 100).effects, [], 'no offload before a reply');
   const d = e.handlePacket(u(S, C, 53, 5000), 200);
   t.same(s.state, [0, 1]);
+  t.equal(s.timeout, 3600, 'the TTL once answered');
+  t.equal(s.expireAt, 200 + 3600_000);
   t.same(kinds(d.effects), ['offload']);
   t.same(s.org, { bytes: 58, packets: 2, allowErr: 0 });
   t.same(s.rep, { bytes: 29, packets: 1, allowErr: 0 });

@@ -206,9 +206,9 @@ t.test('VDOMs: interfaces pick the VDOM, each with its own policies and session-
   t.same(ec.policy(dns, 4, 3), { policyId: 7, action: 'accept', logTraffic: true, vd: 1 });
   t.same(ec.policy(dns, 2, 3), { policyId: 1, action: 'accept', logTraffic: true, vd: 0 });
   t.same(ec.policy(tcp('192.0.2.2', '203.0.113.2', 80), 4, 3), { policyId: 0, action: 'deny', logTraffic: false, vd: 1 }, "lab's implicit deny");
-  t.same(ttlFor(ec, dns, 1), { timeout: 30, refreshDir: 'outgoing' });
-  t.same(ttlFor(ec, tcp('192.0.2.2', '203.0.113.2', 80), 1), { timeout: 600, refreshDir: 'both' });
-  t.same(ttlFor(ec, dns, 0), { timeout: 1800, refreshDir: 'both' });
+  t.same(ttlFor(ec, dns, 1), { timeout: 30, refreshDir: 'outgoing', fromRule: true });
+  t.same(ttlFor(ec, tcp('192.0.2.2', '203.0.113.2', 80), 1), { timeout: 600, refreshDir: 'both', fromRule: false });
+  t.same(ttlFor(ec, dns, 0), { timeout: 1800, refreshDir: 'both', fromRule: false });
   t.end();
 });
 
