@@ -7,11 +7,12 @@ import { loadConfigFile, parseConfig, ConfigErrors, engineConfigFor, type Daemon
 import { controlPath } from './control/protocol.js';
 import { ControlServer } from './control/server.js';
 import { allHandlers } from './control/handlers/index.js';
+import { ControlViews } from './control/views.js';
 import { SessionEngine } from './engine/engine.js';
 import type { Effect } from './engine/types.js';
 import { InterfaceNames } from './kernel/interfaces.js';
 import { createLogger } from './log/logger.js';
-import { trafficRecord } from './log/traffic.js';
+import { trafficRecord, type TrafficRecord } from './log/traffic.js';
 import { Datapath } from './kernel/datapath.js';
 
 export interface DaemonOptions {
@@ -27,6 +28,8 @@ function readConfig(path: string | undefined): DaemonConfig {
 
 export class Daemon {
   readonly engine: SessionEngine;
+  /** Session filter, flow trace and in-memory traffic log of the operator views. */
+  readonly views: ControlViews;
   private readonly ifnames = new InterfaceNames();
   private datapath?: Datapath;
   private control?: ControlServer;
@@ -35,6 +38,12 @@ export class Daemon {
 
   constructor(private config: DaemonConfig, private readonly opts: DaemonOptions, private readonly log: Logger) {
     this.engine = new SessionEngine(engineConfigFor(config, (i) => this.ifnames.name(i)));
+    this.views = new ControlViews({
+      ifname: (i) => this.ifnames.name(i),
+      vdOf: (indev) => this.config.policies.interfaceVdom[this.ifnames.name(indev)] ?? 0,
+      vdName: (vd) => this.config.vdomNames[vd] ?? String(vd),
+    }, config.trafficLog.memoryRecords);
+    this.views.tracer.onConsole = (line) => this.log.info({ trace: line }, 'flow trace');
     if (config.policyDefaulted) log.warn('no firewall policy configured: every session is accepted by an accept-all policy (id 1)');
   }
 
@@ -43,6 +52,7 @@ export class Daemon {
     this.datapath = new Datapath(cfg, this.log, {
       decide: (p, now) => {
         const d = this.engine.handlePacket(p, now);
+        if (this.views.tracer.active) this.views.tracer.packet(p, d);
         if (d.effects.length) this.apply(d.effects, now);
         return d.verdict;
       },
@@ -65,7 +75,7 @@ export class Daemon {
       queueStats: () => this.datapath?.queueStats(),
       mechanism: () => this.datapath?.mechanism,
       ifname: (i) => this.ifnames.name(i),
-    }));
+    }, this.views));
     await this.control.listen();
 
     this.timers.push(setInterval(() => {
@@ -79,7 +89,7 @@ export class Daemon {
   }
 
   /** Carries out the engine's effects. Kernel calls are async; their outcome feeds back into the engine. */
-  private apply(effects: Effect[], _now: number): void {
+  private apply(effects: Effect[], now: number): void {
     for (const e of effects) {
       switch (e.kind) {
         case 'offload':
@@ -95,12 +105,19 @@ export class Daemon {
           this.datapath!.deleteKernelEntry(e.orig).catch((err: Error) => this.log.warn({ serial: e.serial, err: err.message }, 'kernel conntrack delete failed'));
           break;
         case 'session-start':
+          if (e.session.logTraffic && this.config.trafficLog.sessionStart) this.traffic(trafficRecord(e.session, 'start', now, (i) => this.ifnames.name(i)));
           break;
         case 'session-end':
-          if (e.session.logTraffic) this.log.info(trafficRecord(e.session, e.reason, e.at, (i) => this.ifnames.name(i)), 'traffic');
+          if (e.session.logTraffic) this.traffic(trafficRecord(e.session, e.reason, e.at, (i) => this.ifnames.name(i)));
           break;
       }
     }
+  }
+
+  /** A traffic record goes to the log and to the memory kept for `execute log display`. */
+  private traffic(rec: TrafficRecord): void {
+    this.log.info(rec, 'traffic');
+    this.views.trafficLog.push(rec);
   }
 
   /** SIGHUP: a new config takes effect for new sessions; a bad one is reported and the old one stays. */
@@ -109,6 +126,7 @@ export class Daemon {
       const next = readConfig(this.opts.configPath);
       this.config = next;
       this.engine.config = engineConfigFor(next, (i) => this.ifnames.name(i));
+      this.views.resizeTrafficLog(next.trafficLog.memoryRecords);
       this.log.info({ config: this.opts.configPath }, 'config reloaded');
       return true;
     } catch (e) {

@@ -46,7 +46,8 @@ export function formatSession(v: SessionView): string {
   const kbps = (bps: number) => Math.floor((bps * 8) / 1000);
   const dev = `dev=${v.dev_org[0]}->${v.dev_org[1]}/${v.dev_reply[0]}->${v.dev_reply[1]}`;
   const gwy = v.orig_tuple.family === 6 ? 'gwy=::/::' : 'gwy=0.0.0.0/0.0.0.0';
-  const state = [v.log ? 'log' : '', 'may_dirty', v.offloaded ? 'ofld' : ''].filter(Boolean).join(' ');
+  // `npu` is the vendor's flag of an offloaded session; ours are offloaded to the kernel.
+  const state = [v.log ? 'log' : '', 'may_dirty', v.offloaded ? 'npu' : ''].filter(Boolean).join(' ');
   return [
     `session info: proto=${v.proto} proto_state=${v.proto_state} duration=${v.duration} expire=${v.expire} timeout=${v.timeout} refresh_dir=${v.refresh_dir} flags=00000000 socktype=0 sockport=0 av_idx=0 use=${v.helper ? 4 : 3}`,
     'origin-shaper=',
@@ -60,7 +61,9 @@ export function formatSession(v: SessionView): string {
     ...hookLines(v),
     `misc=0 policy_id=${v.policy_id} auth_info=0 chk_client_info=0 vd=${v.vd}`,
     `serial=${hex8(v.serial)} tos=ff/ff app_list=0 app=0 url_cat=0`,
+    'rpdb_link_id=00000000 ngfwid=n/a',
     v.offloaded ? 'npu_state=0x000000 ofld=kernel' : 'npu_state=0x000001 no_offload',
+    ...(v.offloaded ? [] : [`no_ofld_reason:  ${v.no_ofld_reason ?? 'not-established'}`]),
   ].join('\n');
 }
 
@@ -87,10 +90,22 @@ export interface StatView {
   queue?: Record<string, number>;
 }
 
-export function formatStat(s: StatView): string {
+/** What `full-stat` adds: the table line, the offloaded count, the kernel's conntrack table. */
+export interface FullStatView extends StatView {
+  table: { table_size: number; max_depth: number; used: number };
+  npu_session_count: number;
+  kernel?: { buckets?: number; max?: number; count?: number };
+}
+
+const isFull = (s: StatView | FullStatView): s is FullStatView => 'table' in s;
+
+export function formatStat(s: StatView | FullStatView): string {
+  const full = isFull(s);
   const lines = [
+    ...(full ? [`session table:\ttable_size=${s.table.table_size} max_depth=${s.table.max_depth} used=${s.table.used}`] : []),
     `misc info:\tsession_count=${s.session_count} setup_rate=${s.setup_rate} exp_count=${s.exp_count} clash=${s.clash}`,
     `\tmemory_tension_drop=${s.memory_tension_drop} ephemeral=${s.ephemeral}/${s.ephemeral_limit} removeable=${s.removeable}`,
+    ...(full ? [`\tnpu_session_count=${s.npu_session_count}`] : []),
     `delete=${s.delete}, flush=${s.flush}, dev_down=0/0`,
     'TCP sessions:',
     ...Object.entries(s.tcp_states).map(([name, n]) => `\t ${n} in ${name} state`),
@@ -99,5 +114,6 @@ export function formatStat(s: StatView): string {
     `global: ses_limit=${s.ses_limit} ses6_limit=${s.ses6_limit} rt_limit=0 rt6_limit=0`,
   ];
   if (s.queue) lines.push(`nfqueue: ${Object.entries(s.queue).map(([k, v]) => `${k}=${v}`).join(' ')}`);
+  if (full && s.kernel) lines.push(`kernel conntrack: ${Object.entries(s.kernel).map(([k, v]) => `${k}=${v}`).join(' ')}`);
   return `${lines.join('\n')}\n`;
 }

@@ -27,11 +27,27 @@ export interface SessionView {
   snat?: { addr: string; port: number };
   dnat?: { addr: string; port: number };
   log: boolean;
+  /** Why the session is not offloaded to the kernel (absent when it is). */
+  no_ofld_reason?: string;
 }
 
 const REFRESH: Record<Session['refreshDir'], SessionView['refresh_dir']> = { both: 'both', outgoing: 'org', incoming: 'reply' };
 
-export function viewOf(s: Session, now: number): SessionView {
+/**
+ * Why a session stays in userspace, in the vendor's `no_ofld_reason:` words where they fit:
+ * offload disabled in the config, a helper that must see every packet, a handshake not yet
+ * complete, a request the kernel has not confirmed yet.
+ */
+export function noOffloadReason(s: Session, offloadEnabled: boolean): string | undefined {
+  if (s.offloaded) return undefined;
+  if (!offloadEnabled) return 'disabled-by-config';
+  if (s.helper) return 'helper';
+  if (s.offloadPending) return 'offload-pending';
+  return 'not-established';
+}
+
+export function viewOf(s: Session, now: number, offloadEnabled = true): SessionView {
+  const reason = noOffloadReason(s, offloadEnabled);
   return {
     serial: s.serial,
     proto: s.orig.proto,
@@ -55,5 +71,6 @@ export function viewOf(s: Session, now: number): SessionView {
     ...(s.nat?.snat ? { snat: s.nat.snat } : {}),
     ...(s.nat?.dnat ? { dnat: s.nat.dnat } : {}),
     log: s.logTraffic,
+    ...(reason ? { no_ofld_reason: reason } : {}),
   };
 }

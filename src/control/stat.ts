@@ -1,16 +1,24 @@
 // Builds the `diagnose sys session stat` view from the engine's table and counters.
 
 import type { SessionEngine } from '../engine/engine.js';
+import type { Session } from '../engine/types.js';
 import { tcpPhase } from '../engine/tcp-state.js';
 import { IPPROTO_TCP } from '../packet/types.js';
-import type { StatView } from './format.js';
+import type { FullStatView, StatView } from './format.js';
 
 const TCP_NAMES = ['NONE', 'ESTABLISHED', 'SYN_SENT', 'SYN_RECV', 'FIN_WAIT', 'TIME_WAIT', 'CLOSE', 'CLOSE_WAIT', 'LAST_ACK', 'LISTEN'];
 
-export function statOf(engine: SessionEngine, now: number, queue?: Record<string, number>): StatView {
+/**
+ * The stat view; with `match` (the session filter) the per-session figures (session_count, TCP
+ * states, ephemeral) count only matching sessions, while the event counters stay global.
+ */
+export function statOf(engine: SessionEngine, now: number, queue?: Record<string, number>, match?: (s: Session) => boolean): StatView {
   const tcp: Record<string, number> = {};
   let ephemeral = 0;
+  let count = 0;
   for (const s of engine.sessions()) {
+    if (match && !match(s)) continue;
+    count++;
     if (s.orig.proto === IPPROTO_TCP) {
       const name = TCP_NAMES[s.state[0]] ?? 'NONE';
       tcp[name] = (tcp[name] ?? 0) + 1;
@@ -22,7 +30,7 @@ export function statOf(engine: SessionEngine, now: number, queue?: Record<string
   const c = engine.counters;
   const malformed = Object.values(c.malformed).reduce((a, b) => a + b, 0);
   return {
-    session_count: engine.size,
+    session_count: count,
     setup_rate: engine.setupRate(now),
     exp_count: 0,
     clash: c.clash,
@@ -44,5 +52,24 @@ export function statOf(engine: SessionEngine, now: number, queue?: Record<string
       offload_fail: c.offloadFailures,
     },
     ...(queue ? { queue } : {}),
+  };
+}
+
+/**
+ * `full-stat`: the stat view plus the table line. Our table is a hash map without fixed buckets
+ * or chains: table_size is the session limit (0 = unlimited), max_depth 1, used the sessions in
+ * it. npu_session_count counts sessions offloaded to the kernel; `kernel` is the kernel's own
+ * conntrack table (nf_conntrack_buckets, _max, _count) when readable.
+ */
+export function fullStatOf(engine: SessionEngine, now: number, queue?: Record<string, number>, match?: (s: Session) => boolean,
+  kernel?: FullStatView['kernel']): FullStatView {
+  const base = statOf(engine, now, queue, match);
+  let offloaded = 0;
+  for (const s of engine.sessions()) if (s.offloaded && (!match || match(s))) offloaded++;
+  return {
+    table: { table_size: engine.config.maxSessions, max_depth: engine.size ? 1 : 0, used: engine.size },
+    ...base,
+    npu_session_count: offloaded,
+    ...(kernel ? { kernel } : {}),
   };
 }

@@ -22,7 +22,7 @@ t.test('session list record for the seed UDP 5001 scenario', (t) => {
   const out: FlowTuple = { family: 4, proto: 17, src: '198.51.100.41', dst: '203.0.113.55', sport: 2041, dport: 5001 };
   e.handlePacket(pkt(out, 29), 0);
   e.handlePacket(pkt(out, 29), 1000);
-  const text = formatSessionList([...e.sessions()].map((s) => viewOf(s, 77_000)));
+  const text = formatSessionList([...e.sessions()].map((s) => viewOf(s, 77_000, false)));
   t.equal(text, `session info: proto=17 proto_state=00 duration=77 expire=4924 timeout=5001 refresh_dir=reply flags=00000000 socktype=0 sockport=0 av_idx=0 use=3
 origin-shaper=
 reply-shaper=
@@ -36,7 +36,9 @@ hook=pre dir=org act=noop 198.51.100.41:2041->203.0.113.55:5001(0.0.0.0:0)
 hook=post dir=reply act=noop 203.0.113.55:5001->198.51.100.41:2041(0.0.0.0:0)
 misc=0 policy_id=1 auth_info=0 chk_client_info=0 vd=0
 serial=00000001 tos=ff/ff app_list=0 app=0 url_cat=0
+rpdb_link_id=00000000 ngfwid=n/a
 npu_state=0x000001 no_offload
+no_ofld_reason:  disabled-by-config
 total session: 1
 `);
   t.end();

@@ -1,10 +1,14 @@
-// The `diagnose ...` tree, one register function per concern.
+// The `diagnose ...` and `execute ...` trees, one register function per concern.
 
 import type { Command } from 'commander';
+import { registerDebug } from './debug.js';
+import { registerExecute } from './log.js';
 import { registerSession } from './session.js';
 
 export function registerDiagnose(program: Command): void {
   const diagnose = program.command('diagnose').description('inspect the running daemon');
   const sys = diagnose.command('sys').description('system views');
   registerSession(sys);
+  registerDebug(diagnose);
+  registerExecute(program);
 }

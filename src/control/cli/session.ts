@@ -1,13 +1,19 @@
-// nfsessiond diagnose sys session list|stat|clear
+// nfsessiond diagnose sys session filter|list|stat|full-stat|clear
 
 import type { Command } from 'commander';
-import { formatSessionList, formatStat, type StatView } from '../format.js';
+import { formatFilter, type SessionFilter } from '../filter.js';
+import { formatSessionList, formatStat, type FullStatView, type StatView } from '../format.js';
 import type { SessionView } from '../session-view.js';
 import { daemonCommand } from './call.js';
+import { argsCommand } from './debug.js';
 
 export function registerSession(sys: Command): void {
   const session = sys.command('session').description('the session table');
-  daemonCommand<{ sessions: SessionView[]; total: number }>(session, 'list', 'list sessions in the vendor record layout', 'session.list', (r) => formatSessionList(r.sessions));
-  daemonCommand<StatView>(session, 'stat', 'session table statistics', 'session.stat', formatStat);
-  daemonCommand<{ cleared: number }>(session, 'clear', 'clear sessions (and their kernel conntrack entries)', 'session.clear', (r) => `cleared ${r.cleared} session(s)`);
+  argsCommand<{ filter: SessionFilter }>(session, 'filter',
+    'set the session filter: vd <n|-1>, sintf|dintf <name>, src|nsrc|dst <ip> [<ip-to>], proto|sport|nport|dport|policy|expire|duration <n> [<n-to>], negate <field>, clear [<field>]; no argument shows it',
+    'session.filter', (r, args) => (args.length ? '' : formatFilter(r.filter)));
+  daemonCommand<{ sessions: SessionView[]; total: number }>(session, 'list', 'list the sessions matching the filter in the vendor record layout', 'session.list', (r) => formatSessionList(r.sessions));
+  daemonCommand<StatView>(session, 'stat', 'session table statistics (session figures through the filter)', 'session.stat', formatStat);
+  daemonCommand<FullStatView>(session, 'full-stat', 'stat plus the table line, offloaded sessions and the kernel conntrack table', 'session.full-stat', formatStat);
+  daemonCommand<{ cleared: number }>(session, 'clear', 'clear the sessions matching the filter (and their kernel conntrack entries)', 'session.clear', (r) => `cleared ${r.cleared} session(s)`);
 }

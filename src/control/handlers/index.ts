@@ -2,11 +2,16 @@
 
 import type { DaemonContext } from '../context.js';
 import type { Handler } from '../server.js';
+import type { ControlViews } from '../views.js';
+import { debugHandlers } from './debug.js';
+import { logHandlers } from './log.js';
 import { sessionHandlers } from './session.js';
 
-export function allHandlers(ctx: DaemonContext): Record<string, Handler> {
+export function allHandlers(ctx: DaemonContext, views: ControlViews): Record<string, Handler> {
   return {
-    ...sessionHandlers(ctx),
+    ...sessionHandlers(ctx, views),
+    ...debugHandlers(ctx, views),
+    ...logHandlers(ctx, views),
     'daemon.status': () => ({ pid: process.pid, sessions: ctx.engine.size, mechanism: ctx.mechanism() }),
   };
 }

@@ -1,21 +1,64 @@
-// diagnose sys session ...: list, stat, clear.
+// diagnose sys session ...: filter, list, stat, full-stat, clear. The filter is the daemon's one
+// session filter (views.sessionFilter); list, clear, stat and full-stat all honour it.
 
+import { readFileSync } from 'node:fs';
+import type { Session } from '../../engine/types.js';
 import type { DaemonContext } from '../context.js';
+import { applyFilterArgs, compileFilter, isEmptyFilter, type SessionFilter } from '../filter.js';
 import type { Handler } from '../server.js';
 import { viewOf } from '../session-view.js';
-import { statOf } from '../stat.js';
+import { fullStatOf, statOf } from '../stat.js';
+import type { ControlViews } from '../views.js';
 
-export function sessionHandlers(ctx: DaemonContext): Record<string, Handler> {
+function kernelTable(): { buckets?: number; max?: number; count?: number } | undefined {
+  const read = (name: string) => {
+    try { return Number(readFileSync(`/proc/sys/net/netfilter/${name}`, 'utf8').trim()); } catch { return undefined; }
+  };
+  const k = { buckets: read('nf_conntrack_buckets'), max: read('nf_conntrack_max'), count: read('nf_conntrack_count') };
+  const present = Object.fromEntries(Object.entries(k).filter(([, v]) => v !== undefined && !Number.isNaN(v)));
+  return Object.keys(present).length ? present : undefined;
+}
+
+export function sessionHandlers(ctx: DaemonContext, views: ControlViews): Record<string, Handler> {
+  const offload = () => ctx.engine.config.offload;
+  /** The current filter as a session predicate (undefined when the filter is empty). */
+  const matcher = (now: number): ((s: Session) => boolean) | undefined => {
+    const f = views.sessionFilter;
+    if (isEmptyFilter(f)) return undefined;
+    const test = compileFilter(f);
+    const ifname = (i: number) => ctx.ifname(i);
+    return (s) => test(viewOf(s, now, offload()), ifname);
+  };
   return {
+    'session.filter': (args) => {
+      const a = Array.isArray(args.args) ? args.args.map(String) : [];
+      views.sessionFilter = applyFilterArgs(views.sessionFilter, a);
+      return { filter: views.sessionFilter as SessionFilter };
+    },
     'session.list': () => {
       const now = ctx.now();
-      const sessions = [...ctx.engine.sessions()].map((s) => viewOf(s, now));
+      const f = views.sessionFilter;
+      const test = isEmptyFilter(f) ? undefined : compileFilter(f);
+      const ifname = (i: number) => ctx.ifname(i);
+      const sessions = [];
+      for (const s of ctx.engine.sessions()) {
+        const v = viewOf(s, now, offload());
+        if (!test || test(v, ifname)) sessions.push(v);
+      }
       return { sessions, total: sessions.length };
     },
-    'session.stat': () => statOf(ctx.engine, ctx.now(), ctx.queueStats()),
+    'session.stat': () => {
+      const now = ctx.now();
+      return statOf(ctx.engine, now, ctx.queueStats(), matcher(now));
+    },
+    'session.full-stat': () => {
+      const now = ctx.now();
+      return fullStatOf(ctx.engine, now, ctx.queueStats(), matcher(now), kernelTable());
+    },
     'session.clear': () => {
       const now = ctx.now();
-      const fx = ctx.engine.clear(() => true, now);
+      const m = matcher(now);
+      const fx = ctx.engine.clear(m ?? (() => true), now);
       ctx.apply(fx, now);
       return { cleared: fx.filter((e) => e.kind === 'session-end').length };
     },
