@@ -14,7 +14,7 @@
 //
 // Usage: node dist/bench/datapath.js [--seconds 5] [--conn-seconds 5] [--concurrency 16]
 //                                    [--modes kernel,nfq-c,daemon] [--out FILE] [--budget S]
-//                                    [--nfq-args "ARGS"] [--nfq-src FILE.c] [--no-rebaseline]
+//                                    [--nfq-args "ARGS"] [--nfq-src FILE.c] [--no-rebaseline] [--profile DIR]
 // Whole run is bounded (default budget 170 s); everything is cleaned up on exit or interrupt.
 
 import { spawnSync } from 'node:child_process';
@@ -40,6 +40,8 @@ interface Options {
   nfqSrc: string;
   /** Measure the kernel baseline again at the end (default on). */
   rebaseline: boolean;
+  /** Directory for a V8 CPU profile of the daemon (--cpu-prof), written when it exits. */
+  profileDir: string;
 }
 
 interface QueueStats {
@@ -67,6 +69,8 @@ interface ModeResult {
   queue?: QueueStats;
   /** Packets the C consumer says it accepted (its `packets N` line on exit). */
   consumerPackets?: number;
+  /** The daemon's `diagnose sys session stat --json` at the end of its run. */
+  daemonStat?: unknown;
   notes: string[];
 }
 
@@ -82,7 +86,7 @@ function findRepoRoot(): string {
 }
 
 function parseArgs(argv: string[]): Options {
-  const o: Options = { seconds: 5, connSeconds: 5, concurrency: 16, modes: [...ALL_MODES], out: '', budgetS: 170, nfqArgs: ['0'], nfqSrc: '', rebaseline: true };
+  const o: Options = { seconds: 5, connSeconds: 5, concurrency: 16, modes: [...ALL_MODES], out: '', budgetS: 170, nfqArgs: ['0'], nfqSrc: '', rebaseline: true, profileDir: '' };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     const val = (): string => {
@@ -104,6 +108,7 @@ function parseArgs(argv: string[]): Options {
       case '--nfq-args': o.nfqArgs = val().split(/\s+/).filter(Boolean); break;
       case '--nfq-src': o.nfqSrc = resolve(val()); break;
       case '--no-rebaseline': o.rebaseline = false; break;
+      case '--profile': o.profileDir = resolve(val()); break;
       case '--modes': {
         const m = val().split(',').map((s) => s.trim()).filter(Boolean);
         for (const x of m) if (!ALL_MODES.includes(x as ModeName)) throw new Error(`unknown mode ${x} (known: ${ALL_MODES.join(', ')})`);
@@ -112,7 +117,7 @@ function parseArgs(argv: string[]): Options {
         break;
       }
       case '-h': case '--help':
-        process.stdout.write('usage: node dist/bench/datapath.js [--seconds N] [--conn-seconds N] [--concurrency N] [--modes kernel,nfq-c,daemon] [--out FILE] [--budget S] [--nfq-args "0"] [--nfq-src FILE.c] [--no-rebaseline]\n');
+        process.stdout.write('usage: node dist/bench/datapath.js [--seconds N] [--conn-seconds N] [--concurrency N] [--modes kernel,nfq-c,daemon] [--out FILE] [--budget S] [--nfq-args "0"] [--nfq-src FILE.c] [--no-rebaseline] [--profile DIR]\n');
         process.exit(0);
       // falls through (process.exit never returns)
       default: throw new Error(`unknown argument ${a}`);
@@ -246,7 +251,10 @@ async function runDaemon(ctx: Ctx): Promise<ModeResult> {
   const config = join(ctx.tmp, 'nfsessiond.conf');
   writeFileSync(config, 'config system nfsessiond\n    set queue-num 0\n    set queue-bypass enable\nend\n');
   const control = join(ctx.tmp, 'control.sock');
-  const proc = topo.spawn('router', [process.execPath, cli, 'run', '--config', config, '--control', control], { captureLimit: 256 * 1024 });
+  // --cpu-prof is not allowed in NODE_OPTIONS, so it goes on the command line.
+  const prof = ctx.opt.profileDir ? ['--cpu-prof', `--cpu-prof-dir=${ctx.opt.profileDir}`] : [];
+  if (ctx.opt.profileDir) mkdirSync(ctx.opt.profileDir, { recursive: true });
+  const proc = topo.spawn('router', [process.execPath, ...prof, cli, 'run', '--config', config, '--control', control], { captureLimit: 256 * 1024 });
   try {
     await proc.waitForLine((l) => {
       try {
@@ -259,6 +267,13 @@ async function runDaemon(ctx: Ctx): Promise<ModeResult> {
     await flushConntrack(topo);
     await measure(ctx, r);
     r.queue = await readQueue(topo, 0);
+    // The daemon's own view (queue bursts and verdict sends, engine counters), for diagnosis.
+    const st = await topo.exec('router', [process.execPath, cli, 'diagnose', 'sys', 'session', 'stat', '--json', '--control', control], { timeoutMs: 10_000 });
+    try {
+      r.daemonStat = JSON.parse(st.stdout) as unknown;
+    } catch {
+      r.notes.push(`diagnose sys session stat failed: ${(st.stderr || st.stdout).trim().slice(0, 300)}`);
+    }
     if (!r.queue || r.queue.queued === 0) r.notes.push('no packet went through the queue');
     if (!proc.running) r.notes.push('daemon exited during the run');
   } finally {

@@ -13,7 +13,7 @@
 import {
   type Attr, type NfMessage, type NlMessage,
   attrNest, attrU8, attrU16, attrU32,
-  parseAttrs, parseNfBody, splitMessages, u8, u16, u32, u64,
+  splitMessages,
   NFNL_SUBSYS_CTNETLINK, NFPROTO_IPV4, NFPROTO_IPV6, NFPROTO_UNSPEC,
   NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_MULTI, NLM_F_REQUEST,
 } from './nfnetlink.js';
@@ -141,58 +141,162 @@ export interface TupleKey {
 }
 
 // ---------------------------------------------------------------- decoding
+//
+// Events arrive several times per connection (NEW, each TCP state change, the offload mark,
+// DESTROY), so decoding is on the daemon's per-connection path. It walks the attributes in place
+// with offsets: no attribute Maps, no Buffer views, one object per tuple and per entry. The
+// semantics are those of nla_parse: the last attribute of a type wins, a bad length ends the
+// level, a missing or short mandatory attribute makes the entry undefined.
 
-function decodeTuple(buf: Buffer, fallbackFamily: number): (FlowTuple & { icmp?: IcmpKey }) | undefined {
-  const t = parseAttrs(buf);
-  const ipb = t.get(CTA_TUPLE_IP);
-  const protob = t.get(CTA_TUPLE_PROTO);
-  if (!ipb || !protob) return undefined;
-  const ip = parseAttrs(ipb);
+const NLA_HDRLEN = 4;
+const NFGEN_HDRLEN = 4;
+const TYPE_MASK = 0x3fff;
+
+/** Little-endian u16 at `o` (netlink attribute headers are host order). */
+const le16 = (b: Buffer, o: number): number => b[o] | (b[o + 1] << 8);
+const be16 = (b: Buffer, o: number): number => (b[o] << 8) | b[o + 1];
+const be32 = (b: Buffer, o: number): number => ((b[o] << 24) | (b[o + 1] << 16) | (b[o + 2] << 8) | b[o + 3]) >>> 0;
+
+/**
+ * Scratch table of one attribute level: for each type up to `size`, the payload offset and
+ * length of the last attribute of that type (-1 when absent). Reused across calls; a level is
+ * fully consumed before the next one is parsed into the same table.
+ */
+class Level {
+  readonly off: Int32Array;
+  readonly len: Int32Array;
+  constructor(readonly size: number) {
+    this.off = new Int32Array(size);
+    this.len = new Int32Array(size);
+  }
+
+  parse(b: Buffer, start: number, end: number): void {
+    this.off.fill(-1);
+    let o = start;
+    while (o + NLA_HDRLEN <= end) {
+      const alen = le16(b, o);
+      if (alen < NLA_HDRLEN || o + alen > end) break;
+      const type = le16(b, o + 2) & TYPE_MASK;
+      if (type < this.size) {
+        this.off[type] = o + NLA_HDRLEN;
+        this.len[type] = alen - NLA_HDRLEN;
+      }
+      o += (alen + 3) & ~3;
+    }
+  }
+
+  has(type: number): boolean {
+    return this.off[type] >= 0;
+  }
+
+  /** u8 of the attribute, or -1 when absent or empty. */
+  u8(b: Buffer, type: number): number {
+    return this.off[type] >= 0 && this.len[type] >= 1 ? b[this.off[type]] : -1;
+  }
+
+  /** Big-endian u16, or -1 when absent or short. */
+  u16(b: Buffer, type: number): number {
+    return this.off[type] >= 0 && this.len[type] >= 2 ? be16(b, this.off[type]) : -1;
+  }
+
+  /** Big-endian u32, or -1 when absent or short. */
+  u32(b: Buffer, type: number): number {
+    return this.off[type] >= 0 && this.len[type] >= 4 ? be32(b, this.off[type]) : -1;
+  }
+
+  /** Big-endian u64 as a Number (exact to 2^53), or -1 when absent or short. */
+  u64(b: Buffer, type: number): number {
+    if (this.off[type] < 0 || this.len[type] < 8) return -1;
+    const o = this.off[type];
+    return be32(b, o) * 4294967296 + be32(b, o + 4);
+  }
+}
+
+const TOP = new Level(CTA_MARK_MASK + 16);
+const TUPLE = new Level(CTA_TUPLE_ZONE + 1);
+const TUPLE_IP = new Level(CTA_IP_V6_DST + 1);
+const TUPLE_PROTO = new Level(CTA_PROTO_ICMPV6_CODE + 1);
+const INNER = new Level(8);
+
+/** Small direct-mapped cache of IPv4 address text: the same few addresses recur in every event. */
+const V4_SLOTS = 1024;
+const v4Keys = new Int32Array(V4_SLOTS);
+const v4Text: string[] = new Array<string>(V4_SLOTS).fill('');
+
+function ipv4At(b: Buffer, o: number): string {
+  const key = (b[o] << 24) | (b[o + 1] << 16) | (b[o + 2] << 8) | b[o + 3];
+  const slot = (b[o + 3] ^ (b[o + 2] << 2) ^ (b[o + 1] << 5)) & (V4_SLOTS - 1);
+  const hit = v4Text[slot];
+  if (hit !== '' && v4Keys[slot] === key) return hit;
+  const text = formatAddress(b.subarray(o, o + 4));
+  v4Keys[slot] = key;
+  v4Text[slot] = text;
+  return text;
+}
+
+type DecodedTuple = FlowTuple & { icmp?: IcmpKey };
+
+/** The tuple nested in buf[start, end), or undefined when incomplete. */
+function decodeTuple(b: Buffer, start: number, end: number, fallbackFamily: number): DecodedTuple | undefined {
+  TUPLE.parse(b, start, end);
+  if (!TUPLE.has(CTA_TUPLE_IP) || !TUPLE.has(CTA_TUPLE_PROTO)) return undefined;
+  const ipOff = TUPLE.off[CTA_TUPLE_IP];
+  const ipEnd = ipOff + TUPLE.len[CTA_TUPLE_IP];
+  const protoOff = TUPLE.off[CTA_TUPLE_PROTO];
+  const protoEnd = protoOff + TUPLE.len[CTA_TUPLE_PROTO];
+
+  TUPLE_IP.parse(b, ipOff, ipEnd);
   let family: 4 | 6;
-  let src: Buffer | undefined;
-  let dst: Buffer | undefined;
-  if (ip.has(CTA_IP_V4_SRC) || (!ip.has(CTA_IP_V6_SRC) && fallbackFamily === NFPROTO_IPV4)) {
+  let srcType: number;
+  let dstType: number;
+  if (TUPLE_IP.has(CTA_IP_V4_SRC) || (!TUPLE_IP.has(CTA_IP_V6_SRC) && fallbackFamily === NFPROTO_IPV4)) {
     family = 4;
-    src = ip.get(CTA_IP_V4_SRC);
-    dst = ip.get(CTA_IP_V4_DST);
+    srcType = CTA_IP_V4_SRC;
+    dstType = CTA_IP_V4_DST;
   } else {
     family = 6;
-    src = ip.get(CTA_IP_V6_SRC);
-    dst = ip.get(CTA_IP_V6_DST);
+    srcType = CTA_IP_V6_SRC;
+    dstType = CTA_IP_V6_DST;
   }
   const alen = family === 4 ? 4 : 16;
-  if (!src || !dst || src.length !== alen || dst.length !== alen) return undefined;
-  const p = parseAttrs(protob);
-  const proto = u8(p.get(CTA_PROTO_NUM));
-  if (proto === undefined) return undefined;
+  if (!TUPLE_IP.has(srcType) || !TUPLE_IP.has(dstType) || TUPLE_IP.len[srcType] !== alen || TUPLE_IP.len[dstType] !== alen) return undefined;
+  const so = TUPLE_IP.off[srcType];
+  const dso = TUPLE_IP.off[dstType];
+  const src = family === 4 ? ipv4At(b, so) : formatAddress(b.subarray(so, so + 16));
+  const dst = family === 4 ? ipv4At(b, dso) : formatAddress(b.subarray(dso, dso + 16));
+
+  TUPLE_PROTO.parse(b, protoOff, protoEnd);
+  const proto = TUPLE_PROTO.u8(b, CTA_PROTO_NUM);
+  if (proto < 0) return undefined;
   let sport = 0;
   let dport = 0;
   let icmp: IcmpKey | undefined;
   if (PORT_PROTOS.has(proto)) {
-    sport = u16(p.get(CTA_PROTO_SRC_PORT)) ?? 0;
-    dport = u16(p.get(CTA_PROTO_DST_PORT)) ?? 0;
+    sport = Math.max(0, TUPLE_PROTO.u16(b, CTA_PROTO_SRC_PORT));
+    dport = Math.max(0, TUPLE_PROTO.u16(b, CTA_PROTO_DST_PORT));
   } else if (proto === IPPROTO_ICMP || proto === IPPROTO_ICMPV6) {
     const v6 = proto === IPPROTO_ICMPV6;
-    sport = u16(p.get(v6 ? CTA_PROTO_ICMPV6_ID : CTA_PROTO_ICMP_ID)) ?? 0;
-    const type = u8(p.get(v6 ? CTA_PROTO_ICMPV6_TYPE : CTA_PROTO_ICMP_TYPE));
-    const code = u8(p.get(v6 ? CTA_PROTO_ICMPV6_CODE : CTA_PROTO_ICMP_CODE));
-    if (type !== undefined && code !== undefined) icmp = { type, code };
+    sport = Math.max(0, TUPLE_PROTO.u16(b, v6 ? CTA_PROTO_ICMPV6_ID : CTA_PROTO_ICMP_ID));
+    const type = TUPLE_PROTO.u8(b, v6 ? CTA_PROTO_ICMPV6_TYPE : CTA_PROTO_ICMP_TYPE);
+    const code = TUPLE_PROTO.u8(b, v6 ? CTA_PROTO_ICMPV6_CODE : CTA_PROTO_ICMP_CODE);
+    if (type >= 0 && code >= 0) icmp = { type, code };
   }
-  const out: FlowTuple & { icmp?: IcmpKey } = {
-    family, proto, src: formatAddress(src), dst: formatAddress(dst), sport, dport,
-  };
+  const out: DecodedTuple = { family, proto, src, dst, sport, dport };
   if (icmp) out.icmp = icmp;
   return out;
 }
 
-function decodeCounters(buf: Buffer | undefined): { packets: number; bytes: number } | undefined {
-  if (!buf) return undefined;
-  const c = parseAttrs(buf);
-  const packets = u64(c.get(CTA_COUNTERS_PACKETS)) ?? (c.has(CTA_COUNTERS32_PACKETS) ? BigInt(u32(c.get(CTA_COUNTERS32_PACKETS)) ?? 0) : undefined);
-  const bytes = u64(c.get(CTA_COUNTERS_BYTES)) ?? (c.has(CTA_COUNTERS32_BYTES) ? BigInt(u32(c.get(CTA_COUNTERS32_BYTES)) ?? 0) : undefined);
-  if (packets === undefined || bytes === undefined) return undefined;
-  // Number is exact up to 2^53 bytes (8 PiB) per direction: more than any single flow carries.
-  return { packets: Number(packets), bytes: Number(bytes) };
+/** Packets and bytes of a CTA_COUNTERS_* nest at buf[start, end), or false when incomplete. */
+function decodeCounters(b: Buffer, start: number, end: number, out: number[], at: number): boolean {
+  INNER.parse(b, start, end);
+  let packets = INNER.u64(b, CTA_COUNTERS_PACKETS);
+  if (packets < 0) packets = INNER.has(CTA_COUNTERS32_PACKETS) ? Math.max(0, INNER.u32(b, CTA_COUNTERS32_PACKETS)) : -1;
+  let bytes = INNER.u64(b, CTA_COUNTERS_BYTES);
+  if (bytes < 0) bytes = INNER.has(CTA_COUNTERS32_BYTES) ? Math.max(0, INNER.u32(b, CTA_COUNTERS32_BYTES)) : -1;
+  if (packets < 0 || bytes < 0) return false;
+  out[at] = packets;
+  out[at + 1] = bytes;
+  return true;
 }
 
 function eventKind(msg: number, flags: number): KernelConn['event'] | undefined {
@@ -203,6 +307,8 @@ function eventKind(msg: number, flags: number): KernelConn['event'] | undefined 
   return 'update';
 }
 
+const counterScratch = [0, 0, 0, 0];
+
 /**
  * Decodes one ctnetlink message. Anything that is not a conntrack entry, or is malformed,
  * gives undefined: a bad message is counted by the caller, never a crash.
@@ -210,46 +316,64 @@ function eventKind(msg: number, flags: number): KernelConn['event'] | undefined 
  */
 export function decodeConntrack(m: NlMessage, asDump = false): KernelConn | undefined {
   try {
-    const body = parseNfBody(m);
-    if (!body || body.subsys !== NFNL_SUBSYS_CTNETLINK) return undefined;
-    let event = eventKind(body.msg, m.flags);
+    const b = m.body;
+    if (b.length < NFGEN_HDRLEN) return undefined;
+    if (m.type >> 8 !== NFNL_SUBSYS_CTNETLINK) return undefined;
+    let event = eventKind(m.type & 0xff, m.flags);
     if (!event) return undefined;
     if (asDump && event !== 'destroy') event = 'dump';
-    const a = body.attrs;
-    const ob = a.get(CTA_TUPLE_ORIG);
-    const rb = a.get(CTA_TUPLE_REPLY);
-    if (!ob || !rb) return undefined;
-    const o = decodeTuple(ob, body.family);
-    const r = decodeTuple(rb, body.family);
-    if (!o || !r || o.family !== r.family) return undefined;
-    const { icmp: origIcmp, ...orig } = o;
-    const { icmp: _replyIcmp, ...reply } = r;
+    const family = b[0];
+    const end = b.length;
+    TOP.parse(b, NFGEN_HDRLEN, end);
+    if (!TOP.has(CTA_TUPLE_ORIG) || !TOP.has(CTA_TUPLE_REPLY)) return undefined;
+    // Copy what is needed from the top level before the nested parses reuse the tables.
+    const oOff = TOP.off[CTA_TUPLE_ORIG];
+    const oEnd = oOff + TOP.len[CTA_TUPLE_ORIG];
+    const rOff = TOP.off[CTA_TUPLE_REPLY];
+    const rEnd = rOff + TOP.len[CTA_TUPLE_REPLY];
+    const id = TOP.u32(b, CTA_ID);
+    const status = TOP.u32(b, CTA_STATUS);
+    const mark = TOP.u32(b, CTA_MARK);
+    const timeout = TOP.u32(b, CTA_TIMEOUT);
+    const zone = TOP.u16(b, CTA_ZONE);
+    const use = TOP.u32(b, CTA_USE);
+    const piOff = TOP.off[CTA_PROTOINFO];
+    const piEnd = piOff + TOP.len[CTA_PROTOINFO];
+    const coOff = TOP.off[CTA_COUNTERS_ORIG];
+    const coEnd = coOff + TOP.len[CTA_COUNTERS_ORIG];
+    const crOff = TOP.off[CTA_COUNTERS_REPLY];
+    const crEnd = crOff + TOP.len[CTA_COUNTERS_REPLY];
+
+    const o = decodeTuple(b, oOff, oEnd, family);
+    if (!o) return undefined;
+    const r = decodeTuple(b, rOff, rEnd, family);
+    if (!r || o.family !== r.family) return undefined;
+    const origIcmp = o.icmp;
+    const orig: FlowTuple = { family: o.family, proto: o.proto, src: o.src, dst: o.dst, sport: o.sport, dport: o.dport };
+    const reply: FlowTuple = r.icmp ? { family: r.family, proto: r.proto, src: r.src, dst: r.dst, sport: r.sport, dport: r.dport } : r;
     const c: KernelConn = { event, family: orig.family, proto: orig.proto, orig, reply };
     if (origIcmp) c.origIcmp = origIcmp;
-    const id = u32(a.get(CTA_ID));
-    if (id !== undefined) c.id = id;
-    const status = u32(a.get(CTA_STATUS));
-    if (status !== undefined) c.status = status;
-    const mark = u32(a.get(CTA_MARK));
-    if (mark !== undefined) c.mark = mark;
-    const timeout = u32(a.get(CTA_TIMEOUT));
-    if (timeout !== undefined) c.timeout = timeout;
-    const zone = u16(a.get(CTA_ZONE));
-    if (zone !== undefined) c.zone = zone;
-    const use = u32(a.get(CTA_USE));
-    if (use !== undefined) c.use = use;
-    const pi = a.get(CTA_PROTOINFO);
-    if (pi) {
-      const tcp = parseAttrs(pi).get(CTA_PROTOINFO_TCP);
-      const st = tcp ? u8(parseAttrs(tcp).get(CTA_PROTOINFO_TCP_STATE)) : undefined;
-      if (st !== undefined) {
-        c.tcpState = st;
-        c.tcpStateName = TCP_CONNTRACK_NAMES[st] ?? `STATE_${st}`;
+    if (id >= 0) c.id = id;
+    if (status >= 0) c.status = status;
+    if (mark >= 0) c.mark = mark;
+    if (timeout >= 0) c.timeout = timeout;
+    if (zone >= 0) c.zone = zone;
+    if (use >= 0) c.use = use;
+    if (piOff >= 0) {
+      INNER.parse(b, piOff, piEnd);
+      if (INNER.has(CTA_PROTOINFO_TCP)) {
+        const tOff = INNER.off[CTA_PROTOINFO_TCP];
+        INNER.parse(b, tOff, tOff + INNER.len[CTA_PROTOINFO_TCP]);
+        const st = INNER.u8(b, CTA_PROTOINFO_TCP_STATE);
+        if (st >= 0) {
+          c.tcpState = st;
+          c.tcpStateName = TCP_CONNTRACK_NAMES[st] ?? `STATE_${st}`;
+        }
       }
     }
-    const co = decodeCounters(a.get(CTA_COUNTERS_ORIG));
-    const cr = decodeCounters(a.get(CTA_COUNTERS_REPLY));
-    if (co && cr) c.counters = { origPackets: co.packets, origBytes: co.bytes, replyPackets: cr.packets, replyBytes: cr.bytes };
+    if (coOff >= 0 && crOff >= 0 && decodeCounters(b, coOff, coEnd, counterScratch, 0) && decodeCounters(b, crOff, crEnd, counterScratch, 2)) {
+      c.counters = { origPackets: counterScratch[0], origBytes: counterScratch[1], replyPackets: counterScratch[2], replyBytes: counterScratch[3] };
+    }
     return c;
   } catch {
     return undefined;

@@ -148,6 +148,7 @@ export class Datapath {
     return {
       received: s?.received ?? 0,
       verdicts: s?.verdicts ?? 0,
+      bursts: s?.bursts ?? 0,
       batch_messages: s?.batchMessages ?? 0,
       sends: s?.sends ?? 0,
       overruns: s?.overruns ?? 0,
