@@ -111,3 +111,32 @@ t.test('traffic record: vendor fields, and the logger keeps them as the only dat
   for (const k of ['date', 'time', 'level']) t.equal(raw.split(`"${k}":`).length, 2, `one "${k}" key`);
   t.match(JSON.parse(raw), { level: 'notice', time: '12:00:42', severity: 'info', msg: 'traffic' });
 });
+
+t.test('full-stat adds the table line and offloaded count; a filter narrows the session figures', async (t) => {
+  const { fullStatOf } = await import('../../src/control/stat.js');
+  const e = new SessionEngine(defaultEngineConfig({ maxSessions: 100 }));
+  const a: FlowTuple = { family: 4, proto: 17, src: '198.51.100.2', dst: '203.0.113.2', sport: 1000, dport: 53 };
+  e.handlePacket(pkt(a, 40), 1000);
+  e.handlePacket(pkt({ ...a, sport: 1001 }, 40), 1000);
+  e.handlePacket(pkt({ ...a, src: a.dst, dst: a.src, sport: 53, dport: 1000 }, 40), 1000);
+  e.bySerialNumber(1)!.offloaded = true;
+  const only1001 = (s: { orig: FlowTuple }) => s.orig.sport === 1001;
+  t.equal(formatStat(fullStatOf(e, 1500, undefined, undefined, { buckets: 262144, max: 262144, count: 2 })), `session table:\ttable_size=100 max_depth=1 used=2
+misc info:\tsession_count=2 setup_rate=0 exp_count=0 clash=0
+\tmemory_tension_drop=0 ephemeral=1/100 removeable=0
+\tnpu_session_count=1
+delete=0, flush=0, dev_down=0/0
+TCP sessions:
+firewall error stat:
+malformed=00000000
+policy_deny=00000000
+tcp_without_syn=00000000
+icmp_err_unrelated=00000000
+table_full=00000000
+offload_fail=00000000
+global: ses_limit=100 ses6_limit=100 rt_limit=0 rt6_limit=0
+kernel conntrack: buckets=262144 max=262144 count=2
+`);
+  const filtered = fullStatOf(e, 1500, undefined, only1001);
+  t.same([filtered.session_count, filtered.ephemeral, filtered.npu_session_count, filtered.table.used], [1, 1, 0, 2]);
+});
