@@ -70,7 +70,19 @@ export function registerDebug(diagnose: Command): void {
       await request(controlPath(opts.control), { cmd: 'debug.flow.show', args: { what: 'function-name', value } });
     });
 
-  const trace = flow.command('trace').description('start, stop and read the flow trace');
+  const trace = flow.command('trace').description('start, stop and read the flow trace')
+    .addHelpText('after', `
+Reading the trace: the vendor prints trace lines on the admin console after 'diagnose debug
+enable'. The daemon has no console, so it keeps the lines (the last 10000) and you read them:
+
+  nfsessiond diagnose debug flow filter port 21
+  nfsessiond diagnose debug flow trace start 6
+  nfsessiond diagnose debug flow trace read --follow   # until 6 packets were traced, or Ctrl-C
+
+Start and read are separate on purpose: a trace keeps running when its reader goes away, a reader
+that comes late still gets every line, and several readers can follow one trace. 'trace read'
+without --follow prints what the current (or last) trace has produced so far; --all prints every
+buffered line. 'diagnose debug enable' also copies each line to the daemon's log (journald).`);
   withControl(trace.command('start'))
     .description('trace the next <count> packets that match the flow filter')
     .argument('<count>')
