@@ -22,6 +22,8 @@ export const BLOCKS: Record<string, BlockSpec> = {
       'malformed-verdict': { type: 'enum', values: ['accept', 'drop'], default: 'drop', help: 'Verdict for packets that cannot be decoded.' },
       'control-socket': { type: 'string', default: '/run/nfsessiond/control.sock', help: 'Unix socket for the CLI (mode 0600).' },
       'log-level': { type: 'enum', values: ['fatal', 'error', 'warn', 'info', 'debug', 'trace'], default: 'info', help: 'Daemon log level.' },
+      'memory-sample-interval': { type: 'int', min: 1, max: 3600, default: 5, help: 'Seconds between memory use samples (conserve mode thresholds).' },
+      'failopen-bypass-timeout': { type: 'int', min: 1, max: 86400, default: 120, help: 'Seconds after which a flow let through uninspected (fail-open) is forgotten when no packet of it reached the daemon; it is offloaded to the kernel by then.' },
       'log-session-start': { type: 'flag', default: false, help: 'Also log a traffic record when a logged session starts (action="start"), not only when it ends.' },
       'log-memory-records': { type: 'int', min: 0, max: 1000000, default: 1000, help: 'Traffic records kept in memory for `execute log display` (0 keeps none).' },
     },
@@ -55,6 +57,30 @@ export const BLOCKS: Record<string, BlockSpec> = {
       'tcp-halfclose-timer': { type: 'int', min: 1, max: 86400, default: 120, help: 'Timeout (s) once one side has sent FIN.' },
       'tcp-timewait-timer': { type: 'int', min: 0, max: 300, default: 1, help: 'Timeout (s) in TIME_WAIT / after RST.' },
       'udp-idle-timer': { type: 'int', min: 1, max: 86400, default: 180, help: 'Timeout (s) of a UDP session until its first reply, when no session-ttl port entry names it.' },
+      'av-failopen-session': { type: 'flag', default: false, help: 'A full session table or limit (and memory conserve mode) uses av-failopen; disabled refuses new sessions.' },
+      'av-failopen': { type: 'enum', values: ['pass', 'off', 'one-shot'], default: 'pass', help: 'In conserve mode: pass lets new sessions through uninspected until room frees, off refuses them, one-shot passes until `diagnose sys conserve reset`.' },
+      'memory-use-threshold-red': { type: 'int', min: 70, max: 97, default: 88, help: 'Memory use (%) that enters conserve mode.' },
+      'memory-use-threshold-extreme': { type: 'int', min: 70, max: 97, default: 95, help: 'Memory use (%) from which new sessions are dropped whatever av-failopen says.' },
+      'memory-use-threshold-green': { type: 'int', min: 70, max: 97, default: 82, help: 'Memory use (%) below which conserve mode is left.' },
+    },
+  },
+  'system resource-limits': {
+    help: 'Global limits (0 = unlimited).',
+    fields: {
+      session: { type: 'int', min: 0, max: 0x7fffffff, default: 0, help: 'Sessions in the table at most; a new session beyond it puts the unit in conserve mode.' },
+      proxy: { type: 'int', min: 0, max: 0x7fffffff, default: 0, help: 'Concurrent users (one per source address and VDOM) at most.' },
+      'user-idle-timeout': { type: 'int', min: 1, max: 604800, default: 3600, help: 'Seconds after its last session ended that a user is forgotten.' },
+    },
+  },
+  'system session-accounting': {
+    help: 'TCP destination ports of the services accounted separately (diagnose test proxyworker 4).',
+    fields: {
+      'http-port': { type: 'strings', default: ['80'], help: 'HTTP ports.' },
+      'smtp-port': { type: 'strings', default: ['25'], help: 'SMTP ports.' },
+      'pop3-port': { type: 'strings', default: ['110'], help: 'POP3 ports.' },
+      'imap-port': { type: 'strings', default: ['143'], help: 'IMAP ports.' },
+      'ftp-port': { type: 'strings', default: ['21'], help: 'FTP ports.' },
+      'nntp-port': { type: 'strings', default: ['119'], help: 'NNTP ports.' },
     },
   },
   'system settings': {
@@ -146,6 +172,17 @@ export const TABLES: Record<string, TableSpec> = {
         schedule: { type: 'string', default: 'always', help: "Only 'always' is supported." },
         nat: { type: 'flag', default: false, help: 'Accepted for compatibility; NAT is the kernel\'s (nft) job.' },
         comments: { type: 'string', default: '', help: 'Free text.' },
+      },
+    },
+  },
+  'system vdom-property': {
+    help: 'Per-VDOM limits (global): one entry per VDOM name.',
+    id: 'name',
+    entry: {
+      help: 'Limits of one VDOM (0 = unlimited).',
+      fields: {
+        session: { type: 'strings', default: [], help: "Sessions: '<max> [<guaranteed>]'; guaranteed sessions are kept free of the other VDOMs." },
+        proxy: { type: 'int', min: 0, max: 0x7fffffff, default: 0, help: 'Concurrent users of this VDOM at most.' },
       },
     },
   },

@@ -7,6 +7,7 @@ import { acceptAllPolicySet, compilePolicy, type PolicySet, type VdomPolicies } 
 import type { RefreshDirection, Verdict } from '../engine/types.js';
 import { BLOCKS, TABLES, VDOM_SCOPED } from './blocks.js';
 import { readVdomPolicies } from './firewall.js';
+import { readLimits } from './limits.js';
 import { readBody, readTable, defaults, type BlockValues, type Entry } from './schema.js';
 import { ConfigError, parseSyntax, type ConfigNode } from './syntax.js';
 
@@ -156,6 +157,7 @@ export function parseConfig(text: string, file = '<config>'): DaemonConfig {
   const sys = block('system nfsessiond', global).values;
   const glob = block('system global', global).values;
   const vdomNames = [...vdoms.keys()];
+  const limits = readLimits({ block: (p) => block(p, global), table: (p) => table(p, global) }, vdomNames, file, errors);
 
   const interfaceVdom: Record<string, number> = {};
   const interfaces = table('system interface', global);
@@ -226,6 +228,7 @@ export function parseConfig(text: string, file = '<config>'): DaemonConfig {
       offloadMark: sys['offload-mark'] as number,
       malformedVerdict: sys['malformed-verdict'] as Verdict,
       policy: compilePolicy(policies, (i) => `if${i}`),
+      ...limits,
     }),
   };
 }
