@@ -11,9 +11,17 @@ import { ControlViews } from './control/views.js';
 import { SessionEngine } from './engine/engine.js';
 import type { Effect } from './engine/types.js';
 import { InterfaceNames } from './kernel/interfaces.js';
+import { readMemoryPercent } from './kernel/meminfo.js';
 import { createLogger } from './log/logger.js';
 import { trafficRecord, type TrafficRecord } from './log/traffic.js';
 import { Datapath } from './kernel/datapath.js';
+
+const CONSERVE_MESSAGES = {
+  enter: 'entering conserve mode',
+  leave: 'leaving conserve mode',
+  'one-shot-latched': 'av-failopen one-shot: new sessions pass uninspected until `diagnose sys conserve reset`',
+  'one-shot-reset': 'av-failopen one-shot reset: new sessions are inspected again',
+} as const;
 
 export interface DaemonOptions {
   configPath?: string;
@@ -84,6 +92,16 @@ export class Daemon {
       if (fx.length) this.apply(fx, now);
     }, 1000));
     this.timers.push(setInterval(() => void this.datapath?.syncKernel(), cfg.kernelSyncInterval * 1000));
+    // Conserve mode: the engine gets memory use as a sample (its thresholds decide).
+    const sampleMemory = () => {
+      const pct = readMemoryPercent();
+      if (pct === undefined) return;
+      const now = Date.now();
+      const fx = this.engine.observeMemory(pct, now);
+      if (fx.length) this.apply(fx, now);
+    };
+    sampleMemory();
+    this.timers.push(setInterval(sampleMemory, this.engine.config.limits.memorySampleInterval * 1000));
     for (const t of this.timers) t.unref();
     this.log.info({ control: path, mechanism: this.datapath.mechanism, queues: cfg.queue }, 'ready');
   }
@@ -106,6 +124,9 @@ export class Daemon {
           break;
         case 'session-start':
           if (e.session.logTraffic && this.config.trafficLog.sessionStart) this.traffic(trafficRecord(e.session, 'start', now, (i) => this.ifnames.name(i)));
+          break;
+        case 'conserve':
+          this.log.warn({ event: e.event, reasons: e.reasons, memory: e.memory }, CONSERVE_MESSAGES[e.event]);
           break;
         case 'session-end':
           if (e.session.logTraffic) this.traffic(trafficRecord(e.session, e.reason, e.at, (i) => this.ifnames.name(i)));

@@ -77,7 +77,10 @@ export interface StatView {
   setup_rate: number;
   exp_count: number;
   clash: number;
+  /** New sessions refused because memory was low (conserve mode red with fail-open off, or extreme). */
   memory_tension_drop: number;
+  /** Conserve mode and fail-open (src/engine/admission.ts). */
+  conserve?: { mode: 'on' | 'off'; reasons: string[]; memory: number; failopen: string; one_shot: boolean; enter: number; leave: number; bypass_flows: number };
   ephemeral: number;
   ephemeral_limit: number;
   removeable: number;
@@ -113,6 +116,10 @@ export function formatStat(s: StatView | FullStatView): string {
     ...Object.entries(s.counters).map(([k, n]) => `${k}=${hex8(n)}`),
     `global: ses_limit=${s.ses_limit} ses6_limit=${s.ses6_limit} rt_limit=0 rt6_limit=0`,
   ];
+  if (s.conserve) {
+    const k = s.conserve;
+    lines.push(`conserve: mode=${k.mode} memory=${k.memory}% reasons=${k.reasons.join(',') || '-'} failopen=${k.failopen}${k.one_shot ? '(latched)' : ''} enter=${k.enter} leave=${k.leave} bypass_flows=${k.bypass_flows}`);
+  }
   if (s.queue) lines.push(`nfqueue: ${Object.entries(s.queue).map(([k, v]) => `${k}=${v}`).join(' ')}`);
   if (full && s.kernel) lines.push(`kernel conntrack: ${Object.entries(s.kernel).map(([k, v]) => `${k}=${v}`).join(' ')}`);
   return `${lines.join('\n')}\n`;

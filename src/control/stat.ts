@@ -34,7 +34,7 @@ export function statOf(engine: SessionEngine, now: number, queue?: Record<string
     setup_rate: engine.setupRate(now),
     exp_count: 0,
     clash: c.clash,
-    memory_tension_drop: 0,
+    memory_tension_drop: engine.admission.counters.refusedMemory,
     ephemeral,
     ephemeral_limit: engine.config.maxSessions,
     removeable: 0,
@@ -50,7 +50,10 @@ export function statOf(engine: SessionEngine, now: number, queue?: Record<string
       icmp_err_unrelated: c.icmpErrorsUnrelated,
       table_full: c.tableFull,
       offload_fail: c.offloadFailures,
+      limit_drop: engine.admission.counters.refusedLimit,
+      failopen_bypass: engine.admission.counters.bypassed,
     },
+    conserve: conserveLine(engine),
     ...(queue ? { queue } : {}),
   };
 }
@@ -72,4 +75,10 @@ export function fullStatOf(engine: SessionEngine, now: number, queue?: Record<st
     npu_session_count: offloaded,
     ...(kernel ? { kernel } : {}),
   };
+}
+
+/** The conserve line of the stat view (admission.ts has the rules). */
+function conserveLine(engine: SessionEngine): NonNullable<StatView['conserve']> {
+  const v = engine.admission.view();
+  return { mode: v.conserve ? 'on' : 'off', reasons: v.reasons, memory: v.memory, failopen: v.failopen_session ? v.failopen : 'disable', one_shot: v.one_shot_latched, enter: v.enter, leave: v.leave, bypass_flows: v.bypass_flows };
 }

@@ -85,7 +85,10 @@ tcp_without_syn=00000001
 icmp_err_unrelated=00000000
 table_full=00000000
 offload_fail=00000000
+limit_drop=00000000
+failopen_bypass=00000000
 global: ses_limit=100 ses6_limit=100 rt_limit=0 rt6_limit=0
+conserve: mode=off memory=0% reasons=- failopen=disable enter=0 leave=0 bypass_flows=0
 nfqueue: received=5 dropped=0
 `);
   t.end();
@@ -134,7 +137,10 @@ tcp_without_syn=00000000
 icmp_err_unrelated=00000000
 table_full=00000000
 offload_fail=00000000
+limit_drop=00000000
+failopen_bypass=00000000
 global: ses_limit=100 ses6_limit=100 rt_limit=0 rt6_limit=0
+conserve: mode=off memory=0% reasons=- failopen=disable enter=0 leave=0 bypass_flows=0
 kernel conntrack: buckets=262144 max=262144 count=2
 `);
   const filtered = fullStatOf(e, 1500, undefined, only1001);

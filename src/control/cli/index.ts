@@ -2,6 +2,7 @@
 
 import type { Command } from 'commander';
 import { registerDebug } from './debug.js';
+import { registerLimits } from './limits.js';
 import { registerExecute } from './log.js';
 import { registerSession } from './session.js';
 
@@ -9,6 +10,7 @@ export function registerDiagnose(program: Command): void {
   const diagnose = program.command('diagnose').description('inspect the running daemon');
   const sys = diagnose.command('sys').description('system views');
   registerSession(sys);
+  registerLimits(diagnose, sys);
   registerDebug(diagnose);
   registerExecute(program);
 }

@@ -4,6 +4,7 @@ import type { DaemonContext } from '../context.js';
 import type { Handler } from '../server.js';
 import type { ControlViews } from '../views.js';
 import { debugHandlers } from './debug.js';
+import { limitsHandlers } from './limits.js';
 import { logHandlers } from './log.js';
 import { sessionHandlers } from './session.js';
 
@@ -11,6 +12,7 @@ export function allHandlers(ctx: DaemonContext, views: ControlViews): Record<str
   return {
     ...sessionHandlers(ctx, views),
     ...debugHandlers(ctx, views),
+    ...limitsHandlers(ctx),
     ...logHandlers(ctx, views),
     'daemon.status': () => ({ pid: process.pid, sessions: ctx.engine.size, mechanism: ctx.mechanism() }),
   };
