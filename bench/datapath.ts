@@ -15,6 +15,7 @@
 // Usage: node dist/bench/datapath.js [--seconds 5] [--conn-seconds 5] [--concurrency 16]
 //                                    [--modes kernel,nfq-c,daemon] [--out FILE] [--budget S]
 //                                    [--nfq-args "ARGS"] [--nfq-src FILE.c] [--no-rebaseline] [--profile DIR]
+//                                    [--ref-cli OTHER/dist/src/cli.js] [--rounds N]
 // Whole run is bounded (default budget 170 s); everything is cleaned up on exit or interrupt.
 
 import { spawnSync } from 'node:child_process';
@@ -42,6 +43,10 @@ interface Options {
   rebaseline: boolean;
   /** Directory for a V8 CPU profile of the daemon (--cpu-prof), written when it exits. */
   profileDir: string;
+  /** Another build's dist/src/cli.js, measured as mode daemon-ref right after daemon (A/B in one run). */
+  refCli: string;
+  /** Measure the queue modes this many times, interleaved (default 1). */
+  rounds: number;
 }
 
 interface QueueStats {
@@ -53,7 +58,7 @@ interface QueueStats {
   userDropped: number;
 }
 
-type ResultName = ModeName | 'kernel-end';
+type ResultName = ModeName | 'kernel-end' | 'daemon-ref';
 
 interface ModeResult {
   /** 'kernel-end' is the baseline measured again after the other modes (drift check). */
@@ -86,7 +91,7 @@ function findRepoRoot(): string {
 }
 
 function parseArgs(argv: string[]): Options {
-  const o: Options = { seconds: 5, connSeconds: 5, concurrency: 16, modes: [...ALL_MODES], out: '', budgetS: 170, nfqArgs: ['0'], nfqSrc: '', rebaseline: true, profileDir: '' };
+  const o: Options = { seconds: 5, connSeconds: 5, concurrency: 16, modes: [...ALL_MODES], out: '', budgetS: 170, nfqArgs: ['0'], nfqSrc: '', rebaseline: true, profileDir: '', refCli: '', rounds: 1 };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     const val = (): string => {
@@ -109,6 +114,8 @@ function parseArgs(argv: string[]): Options {
       case '--nfq-src': o.nfqSrc = resolve(val()); break;
       case '--no-rebaseline': o.rebaseline = false; break;
       case '--profile': o.profileDir = resolve(val()); break;
+      case '--ref-cli': o.refCli = resolve(val()); break;
+      case '--rounds': o.rounds = num(1, 5); break;
       case '--modes': {
         const m = val().split(',').map((s) => s.trim()).filter(Boolean);
         for (const x of m) if (!ALL_MODES.includes(x as ModeName)) throw new Error(`unknown mode ${x} (known: ${ALL_MODES.join(', ')})`);
@@ -117,7 +124,7 @@ function parseArgs(argv: string[]): Options {
         break;
       }
       case '-h': case '--help':
-        process.stdout.write('usage: node dist/bench/datapath.js [--seconds N] [--conn-seconds N] [--concurrency N] [--modes kernel,nfq-c,daemon] [--out FILE] [--budget S] [--nfq-args "0"] [--nfq-src FILE.c] [--no-rebaseline] [--profile DIR]\n');
+        process.stdout.write('usage: node dist/bench/datapath.js [--seconds N] [--conn-seconds N] [--concurrency N] [--modes kernel,nfq-c,daemon] [--out FILE] [--budget S] [--nfq-args "0"] [--nfq-src FILE.c] [--no-rebaseline] [--profile DIR] [--ref-cli DIST/src/cli.js] [--rounds N]\n');
         process.exit(0);
       // falls through (process.exit never returns)
       default: throw new Error(`unknown argument ${a}`);
@@ -240,9 +247,9 @@ async function runNfqC(ctx: Ctx): Promise<ModeResult> {
   return r;
 }
 
-async function runDaemon(ctx: Ctx): Promise<ModeResult> {
-  const r: ModeResult = { mode: 'daemon', notes: [] };
-  const cli = join(ctx.root, 'dist', 'src', 'cli.js');
+async function runDaemon(ctx: Ctx, refCli?: string): Promise<ModeResult> {
+  const r: ModeResult = { mode: refCli ? 'daemon-ref' : 'daemon', notes: [] };
+  const cli = refCli ?? join(ctx.root, 'dist', 'src', 'cli.js');
   if (!existsSync(cli)) {
     r.skipped = `${cli} is missing (daemon not built yet); daemon mode skipped`;
     return r;
@@ -331,6 +338,16 @@ function printTable(results: ModeResult[]): Summary {
     daemonVsC = { throughput: ratio(d.throughputBps, c.throughputBps), connPerSec: ratio(d.connPerSec, c.connPerSec) };
     lines.push(`daemon vs nfq-c: throughput x${fmtRatio(daemonVsC.throughput)}, conn/s x${fmtRatio(daemonVsC.connPerSec)}`);
   }
+  const meanConn = (m: ResultName): number | undefined => {
+    const xs = results.filter((x) => x.mode === m && !x.skipped && !x.error && x.connPerSec !== undefined).map((x) => x.connPerSec!);
+    return xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : undefined;
+  };
+  const refRatio = ratio(meanConn('daemon'), meanConn('daemon-ref'));
+  if (refRatio !== undefined) lines.push(`daemon vs daemon-ref (mean over rounds): conn/s x${fmtRatio(refRatio)}`);
+  const cMean = meanConn('nfq-c');
+  if (cMean !== undefined && results.filter((x) => x.mode === 'nfq-c').length > 1) {
+    lines.push(`means over rounds: conn/s nfq-c ${cMean.toFixed(0)}, daemon ${meanConn('daemon')?.toFixed(0) ?? '-'}, daemon-ref ${meanConn('daemon-ref')?.toFixed(0) ?? '-'}`);
+  }
   process.stdout.write(`${lines.join('\n')}\n`);
   return { rows: jsonRows, baseline: base, drift, daemonVsC };
 }
@@ -379,10 +396,19 @@ async function main(): Promise<number> {
 
     const ctx: Ctx = { topo, opt, bin, root, tmp };
     const results: ModeResult[] = [];
-    for (const mode of opt.modes) {
+    const plan: ResultName[] = [];
+    for (let round = 0; round < opt.rounds; round++) {
+      for (const mode of opt.modes) {
+        if (mode === 'kernel' && round > 0) continue;
+        plan.push(mode);
+        if (mode === 'daemon' && opt.refCli) plan.push('daemon-ref');
+      }
+    }
+    for (const mode of plan) {
       log(`mode ${mode}: measuring (${opt.seconds} s iperf3 + ${opt.connSeconds} s connect-rate)`);
       try {
-        const r = mode === 'kernel' ? await runKernel(ctx) : mode === 'nfq-c' ? await runNfqC(ctx) : await runDaemon(ctx);
+        const r = mode === 'kernel' ? await runKernel(ctx) : mode === 'nfq-c' ? await runNfqC(ctx)
+          : mode === 'daemon-ref' ? await runDaemon(ctx, opt.refCli) : await runDaemon(ctx);
         if (r.skipped) log(`mode ${mode}: skipped: ${r.skipped}`);
         results.push(r);
       } catch (e) {

@@ -12,7 +12,7 @@ import { SessionEngine } from './engine/engine.js';
 import type { Effect } from './engine/types.js';
 import { InterfaceNames } from './kernel/interfaces.js';
 import { readMemoryPercent } from './kernel/meminfo.js';
-import { createLogger } from './log/logger.js';
+import { createLogger, flushLogger } from './log/logger.js';
 import { trafficRecord, type TrafficRecord } from './log/traffic.js';
 import { Datapath } from './kernel/datapath.js';
 
@@ -172,9 +172,10 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
   const daemon = new Daemon(config, opts, log);
   const shutdown = (sig: string) => {
     log.info({ signal: sig }, 'shutting down');
-    daemon.stop().then(() => process.exit(0), (e: Error) => {
+    // The log stream is asynchronous: let the last records (and 'stopped') reach stdout first.
+    daemon.stop().then(() => flushLogger(log).then(() => process.exit(0)), (e: Error) => {
       log.error({ err: e.message }, 'shutdown failed');
-      process.exit(1);
+      void flushLogger(log).then(() => process.exit(1));
     });
   };
   process.once('SIGTERM', () => shutdown('SIGTERM'));

@@ -242,9 +242,29 @@ export class KernelConntrack {
     return this.write(encodeNfMessage(ctUpdateRequest(k, u)), `conntrack update ${describe(k)}`);
   }
 
+  /**
+   * Deletes and updates issued until uncork() leave in one sendmsg (see NetlinkChannel.cork).
+   * The datapath corks around a burst of decisions so that the offload updates of a burst cost
+   * one system call, and still reach the kernel before the burst's verdicts. Nests.
+   */
+  cork(): void {
+    this.channel().cork();
+  }
+
+  uncork(): void {
+    this.requests?.uncork();
+  }
+
   private async write(req: Buffer, context: string): Promise<boolean> {
+    const ch = this.channel();
+    if (!ch.isCorked) {
+      // Writes issued in one go (the session ends of a timer tick, an operator's clear) share a
+      // sendmsg too: held until the current job's synchronous code is done.
+      ch.cork();
+      queueMicrotask(() => ch.uncork());
+    }
     try {
-      await this.channel().request([req], { timeoutMs: this.opts.requestTimeoutMs, context });
+      await ch.request([req], { timeoutMs: this.opts.requestTimeoutMs, context });
       return true;
     } catch (e) {
       if (e instanceof NetlinkError && e.errno === ENOENT) {

@@ -110,9 +110,18 @@ export class Datapath {
   private onBurst(batch: QueuedPacket[]): void {
     const now = Date.now();
     const q = this.queue!;
-    for (const k of batch) {
-      const p: Packet = { indev: k.indev, outdev: k.outdev, mark: k.mark, decoded: decode(k.payload), data: k.payload };
-      q.verdict(k, this.h.decide(p, now) === 'accept' ? NF_ACCEPT : NF_DROP);
+    // Offload updates decided in this burst go out together, before the burst's verdicts are
+    // flushed (the queue sends them when this returns): an accepted packet still reaches the
+    // kernel after the mark that keeps the rest of its flow out of the queue.
+    const ct = this.conntrack;
+    ct?.cork();
+    try {
+      for (const k of batch) {
+        const p: Packet = { indev: k.indev, outdev: k.outdev, mark: k.mark, decoded: decode(k.payload), data: k.payload };
+        q.verdict(k, this.h.decide(p, now) === 'accept' ? NF_ACCEPT : NF_DROP);
+      }
+    } finally {
+      ct?.uncork();
     }
   }
 

@@ -111,9 +111,12 @@ interface PendingRequest {
   error?: NetlinkError;
   resolve: (msgs: NlMessage[]) => void;
   reject: (err: Error) => void;
-  timer: NodeJS.Timeout;
+  timer: NodeJS.Timeout | undefined;
   context: string;
 }
+
+/** Requests held by cork() leave early once they add up to this many bytes (well below sk_sndbuf). */
+const CORK_FLUSH_BYTES = 32 * 1024;
 
 export interface ChannelOptions {
   /** SO_RCVBUF(FORCE) size in bytes; unset keeps the kernel default. */
@@ -175,6 +178,9 @@ export class NetlinkChannel {
   private backlogDropped = 0;
   private started = false;
   private closed = false;
+  private corkDepth = 0;
+  private corked: Array<{ msgs: Buffer[]; req: PendingRequest }> = [];
+  private corkedBytes = 0;
   private readonly burstOpts: { maxBurst?: number; maxBytes?: number };
 
   constructor(protocol: number, opts: ChannelOptions = {}) {
@@ -299,7 +305,8 @@ export class NetlinkChannel {
 
   /**
    * Sends msgs in one sendmsg and resolves with the replies once every awaited seq is answered.
-   * Requires start(). Rejects with NetlinkError on a nonzero error or timeout.
+   * Requires start(). Rejects with NetlinkError on a nonzero error or timeout. While the channel
+   * is corked (see cork()) the messages wait and leave with the others at uncork().
    */
   request(msgs: Buffer[], opts: RequestOptions = {}): Promise<NlMessage[]> {
     if (this.closed) return Promise.reject(new NetlinkError(osConstants.errno.EBADF, opts.context ?? 'netlink request'));
@@ -313,19 +320,32 @@ export class NetlinkChannel {
     }
     return new Promise<NlMessage[]>((resolve, reject) => {
       const timeoutMs = Math.min(Math.max(0, opts.timeoutMs ?? DEFAULT_TIMEOUT_MS), MAX_TIMEOUT_MS);
+      const waiting = new Set<number>();
+      const dumps = new Set<number>();
+      for (const a of awaited) {
+        waiting.add(a.seq);
+        if (a.dump) dumps.add(a.seq);
+      }
       const req: PendingRequest = {
-        waiting: new Set(awaited.map((a) => a.seq)),
-        dumps: new Set(awaited.filter((a) => a.dump).map((a) => a.seq)),
+        waiting,
+        dumps,
         replies: [],
         resolve,
         reject,
         context,
-        timer: setTimeout(() => {
-          this.settle(req, new NetlinkError(osConstants.errno.ETIMEDOUT, `${context}: no answer for ${req.waiting.size} message(s)`));
-        }, timeoutMs),
+        timer: undefined,
       };
-      if (req.waiting.size === 0) {
-        clearTimeout(req.timer);
+      if (waiting.size > 0) {
+        req.timer = setTimeout(() => {
+          this.settle(req, new NetlinkError(osConstants.errno.ETIMEDOUT, `${context}: no answer for ${req.waiting.size} message(s)`));
+        }, timeoutMs);
+      }
+      if (this.corkDepth > 0) {
+        for (const s of waiting) this.pending.set(s, req);
+        this.corked.push({ msgs, req });
+        for (const m of msgs) this.corkedBytes += m.length;
+        if (this.corkedBytes >= CORK_FLUSH_BYTES) this.sendCorked();
+        return;
       }
       try {
         this.sendRaw(msgs);
@@ -334,16 +354,52 @@ export class NetlinkChannel {
         reject(e);
         return;
       }
-      if (req.waiting.size === 0) {
+      if (waiting.size === 0) {
         resolve([]);
         return;
       }
-      for (const s of req.waiting) this.pending.set(s, req);
+      for (const s of waiting) this.pending.set(s, req);
     });
   }
 
+  /**
+   * Holds back the messages of request() until the matching uncork(), which sends everything
+   * held in one sendmsg (several when it grows past CORK_FLUSH_BYTES). The kernel handles the
+   * messages of a datagram one after another and answers each on its own, exactly as if they
+   * had come in separate sendmsg calls; only the system calls are saved. Nests.
+   */
+  cork(): void {
+    this.corkDepth++;
+  }
+
+  uncork(): void {
+    if (this.corkDepth === 0) return;
+    if (--this.corkDepth === 0) this.sendCorked();
+  }
+
+  get isCorked(): boolean {
+    return this.corkDepth > 0;
+  }
+
+  private sendCorked(): void {
+    if (this.corked.length === 0) return;
+    const batch = this.corked;
+    this.corked = [];
+    this.corkedBytes = 0;
+    const bufs: Buffer[] = [];
+    for (const c of batch) for (const m of c.msgs) bufs.push(m);
+    try {
+      if (this.closed) throw new NetlinkError(osConstants.errno.EBADF, 'netlink request');
+      this.sendRaw(bufs);
+    } catch (e) {
+      for (const c of batch) this.settle(c.req, e as Error);
+      return;
+    }
+    for (const c of batch) if (c.req.waiting.size === 0) this.settle(c.req);
+  }
+
   private settle(req: PendingRequest, err?: Error): void {
-    clearTimeout(req.timer);
+    if (req.timer !== undefined) clearTimeout(req.timer);
     for (const s of req.waiting) this.pending.delete(s);
     req.waiting.clear();
     if (err) req.reject(err);
@@ -375,7 +431,12 @@ export class NetlinkChannel {
     if (!this.started) return;
     this.started = false;
     this.socket.stop();
-    this.failPending(new Error('NetlinkChannel stopped with requests pending'));
+    const err = new Error('NetlinkChannel stopped with requests pending');
+    const held = this.corked;
+    this.corked = [];
+    this.corkedBytes = 0;
+    for (const c of held) this.settle(c.req, err);
+    this.failPending(err);
   }
 
   close(): void {

@@ -4,11 +4,54 @@
 
 import pino, { type Logger, type DestinationStream } from 'pino';
 
+//
+// Without an explicit destination the logger writes to stdout asynchronously (pino's SonicBoom
+// with sync: false): a traffic record per session close is on the daemon's per-connection path,
+// and a synchronous write(2) per record (which also blocks when a pipe to journald or a test
+// harness is full) is a large part of that cost. Nothing is lost on exit: pino registers the
+// stream with on-exit-leak-free, which flushes it synchronously on process 'exit' (the daemon's
+// SIGTERM/SIGINT path ends in process.exit) and on 'beforeExit'; flushLogger() is there for
+// callers that want the records out at a point of their choosing.
+
 export function createLogger(level: string, dest?: DestinationStream): Logger {
   return pino({
     level,
     base: { pid: process.pid },
     timestamp: () => `,"ts":"${new Date().toISOString()}"`,
     formatters: { level: (label) => ({ severity: label }) },
-  }, dest);
+  }, dest ?? pino.destination({ dest: 1, sync: false }));
+}
+
+interface AsyncStream {
+  _writing?: boolean;
+  once?: (ev: string, fn: () => void) => unknown;
+  removeListener?: (ev: string, fn: () => void) => unknown;
+}
+
+/**
+ * Resolves once the logger's asynchronous stdout stream has written everything it holds (its
+ * 'drain'), or after timeoutMs when the reader does not keep up; never rejects. Called on the
+ * way out so that a write still in flight is not cut off by process.exit (pino's own exit hook
+ * then writes any rest synchronously). Streams that write synchronously resolve at once.
+ */
+export function flushLogger(log: Logger, timeoutMs = 2000): Promise<void> {
+  return new Promise((resolve) => {
+    let stream: AsyncStream | undefined;
+    try {
+      stream = (log as unknown as Record<symbol, unknown>)[pino.symbols.streamSym] as AsyncStream | undefined;
+    } catch {
+      stream = undefined;
+    }
+    if (!stream || stream._writing !== true || typeof stream.once !== 'function') {
+      resolve();
+      return;
+    }
+    const done = (): void => {
+      clearTimeout(timer);
+      stream?.removeListener?.('drain', done);
+      resolve();
+    };
+    const timer = setTimeout(done, timeoutMs);
+    stream.once('drain', done);
+  });
 }
