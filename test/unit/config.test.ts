@@ -1,6 +1,7 @@
 import t from 'tap';
-import { parseConfig, ConfigErrors } from '../../src/config/load.js';
+import { parseConfig } from '../../src/config/load.js';
 import { parseSyntax, ConfigError } from '../../src/config/syntax.js';
+import { configErrors } from '../lib/config-errors.js';
 
 const seed = `
 # the seed's UDP 5001 example
@@ -18,15 +19,7 @@ config system session-ttl
 end
 `;
 
-function errorsOf(text: string): string[] {
-  try {
-    parseConfig(text, 'r.conf');
-  } catch (e) {
-    if (e instanceof ConfigErrors) return e.errors.map((x) => x.message);
-    throw e;
-  }
-  return [];
-}
+const errorsOf = (text: string) => configErrors(text, 'r.conf');
 
 t.test('the seed session-ttl example reads into a TTL rule', (t) => {
   const c = parseConfig(seed, 'seed.conf');

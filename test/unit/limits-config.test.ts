@@ -1,18 +1,11 @@
 // Config blocks of limits, users, conserve mode / fail-open and service accounting.
 
 import t from 'tap';
-import { parseConfig, ConfigErrors } from '../../src/config/load.js';
+import { parseConfig } from '../../src/config/load.js';
 import { defaultLimits } from '../../src/engine/limits.js';
+import { configErrors } from '../lib/config-errors.js';
 
-function errorsOf(text: string): string[] {
-  try {
-    parseConfig(text, 'l.conf');
-  } catch (e) {
-    if (e instanceof ConfigErrors) return e.errors.map((x) => x.message);
-    throw e;
-  }
-  return [];
-}
+const errorsOf = (text: string) => configErrors(text, 'l.conf');
 
 t.test('defaults: unlimited, av-failopen-session disable, av-failopen pass, 88/95/82, vendor ports', (t) => {
   const c = parseConfig('', 'empty.conf');

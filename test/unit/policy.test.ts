@@ -1,9 +1,10 @@
 import t from 'tap';
-import { ConfigErrors, engineConfigFor, parseConfig } from '../../src/config/load.js';
+import { engineConfigFor, parseConfig } from '../../src/config/load.js';
 import { SessionEngine } from '../../src/engine/engine.js';
 import { ttlFor } from '../../src/engine/engine-config.js';
 import type { FlowTuple } from '../../src/packet/types.js';
 import { TCP_SYN } from '../../src/packet/types.js';
+import { configErrors } from '../lib/config-errors.js';
 
 const IF: Record<number, string> = { 2: 'veth-c', 3: 'veth-s', 4: 'veth-d' };
 const ifname = (i: number) => IF[i] ?? `if${i}`;
@@ -212,15 +213,7 @@ t.test('VDOMs: interfaces pick the VDOM, each with its own policies and session-
   t.end();
 });
 
-function errorsOf(text: string): string[] {
-  try {
-    parseConfig(text, 'e.conf');
-  } catch (e) {
-    if (e instanceof ConfigErrors) return e.errors.map((x) => x.message);
-    throw e;
-  }
-  return [];
-}
+const errorsOf = (text: string) => configErrors(text, 'e.conf');
 
 t.test('references and placement errors carry line and column', (t) => {
   t.same(errorsOf(`config firewall address
