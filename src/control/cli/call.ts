@@ -18,7 +18,9 @@ export function daemonCommand<T>(parent: Command, name: string, description: str
     .option('--json', 'print JSON')
     .action(async (...a: unknown[]) => {
       const command = a[a.length - 1] as Command;
-      const opts = command.opts() as CommonOptions & Record<string, unknown>;
+      // With globals: a daemon command nested under another (diagnose sys conserve reset) gets
+      // --control/--json even when commander hands them to the parent.
+      const opts = command.optsWithGlobals() as CommonOptions & Record<string, unknown>;
       const positional = command.args;
       const result = (await request(controlPath(opts.control), { cmd, args: args(opts, positional) })) as T;
       const text = opts.json ? JSON.stringify(result, null, 2) : render(result);
