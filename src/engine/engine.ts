@@ -385,7 +385,8 @@ export class SessionEngine {
 
   /**
    * A full dump of the kernel table: offloaded sessions whose entry is gone ended without us
-   * hearing the DESTROY (an event overrun), so they end here.
+   * hearing the DESTROY (an event overrun), so they end here. A dump can miss entries when the
+   * table changes under it, so a session ends only when two dumps in a row lack it.
    */
   reconcileDump(conns: KernelFlowReport[], now: number): Effect[] {
     const present = new Set<number>();
@@ -396,7 +397,9 @@ export class SessionEngine {
       effects.push(...this.kernelReport({ ...c, event: 'dump' }, now));
     }
     for (const s of [...this.bySerial.values()]) {
-      if (s.offloaded && !present.has(s.serial)) effects.push(...this.end(s, 'kernel-gone', now, false));
+      if (!s.offloaded) continue;
+      if (present.has(s.serial)) s.kernelMisses = 0;
+      else if ((s.kernelMisses = (s.kernelMisses ?? 0) + 1) >= 2) effects.push(...this.end(s, 'kernel-gone', now, false));
     }
     return effects;
   }

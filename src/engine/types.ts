@@ -67,6 +67,8 @@ export interface Session {
   /** Offload requested but not yet confirmed by the kernel. */
   offloadPending: boolean;
   nat?: NatView;
+  /** Consecutive kernel dumps that lacked this offloaded session. */
+  kernelMisses?: number;
   /** Last kernel counters seen, to tell per-direction activity while offloaded. */
   kernelSeen?: { orgPackets: number; replyPackets: number };
   /** Recent rate samples, for the tx/rx speed line. */

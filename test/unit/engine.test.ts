@@ -179,12 +179,16 @@ t.test('offloaded session learns counters and per-direction activity from kernel
   t.end();
 });
 
-t.test('a dump without an offloaded session ends it (missed DESTROY)', (t) => {
+t.test('two dumps in a row without an offloaded session end it (missed DESTROY)', (t) => {
   const e = new SessionEngine(defaultEngineConfig());
   const s = e.handlePacket(fwd(TCP_SYN), 0).session!;
   e.handlePacket(rev(TCP_SYN | TCP_ACK), 1);
   e.handlePacket(fwd(TCP_ACK), 2);
   e.offloadResult(s.serial, true);
+  const here = { event: 'dump' as const, orig: s.orig, reply: s.reply };
+  t.same(e.reconcileDump([], 5), [], 'one incomplete dump is not enough');
+  t.same(e.reconcileDump([here], 7), [], 'present again: the count restarts');
+  t.same(e.reconcileDump([], 8), []);
   const fx = e.reconcileDump([], 10);
   t.same(kinds(fx), ['session-end']);
   t.match(fx[0], { reason: 'kernel-gone' });
