@@ -15,11 +15,11 @@
 // Usage: node dist/bench/datapath.js [--seconds 5] [--conn-seconds 5] [--concurrency 16]
 //                                    [--modes kernel,nfq-c,daemon] [--out FILE] [--budget S]
 //                                    [--nfq-args "ARGS"] [--nfq-src FILE.c] [--no-rebaseline] [--profile DIR]
-//                                    [--ref-cli OTHER/dist/src/cli.js] [--rounds N]
+//                                    [--ref-cli OTHER/dist/src/cli.js] [--rounds N] [--daemon-node-args "ARGS"]
 // Whole run is bounded (default budget 170 s); everything is cleaned up on exit or interrupt.
 
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, release, tmpdir, totalmem } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -47,6 +47,8 @@ interface Options {
   refCli: string;
   /** Measure the queue modes this many times, interleaved (default 1). */
   rounds: number;
+  /** Extra node options for the daemon process (e.g. "--trace-deopt"). */
+  daemonNodeArgs: string[];
 }
 
 interface QueueStats {
@@ -74,6 +76,8 @@ interface ModeResult {
   queue?: QueueStats;
   /** Packets the C consumer says it accepted (its `packets N` line on exit). */
   consumerPackets?: number;
+  /** CPU time (user+sys, all threads) the queue consumer used per completed connection during connect-rate, µs. */
+  consumerCpuUsPerConn?: number;
   /** The daemon's `diagnose sys session stat --json` at the end of its run. */
   daemonStat?: unknown;
   notes: string[];
@@ -91,7 +95,7 @@ function findRepoRoot(): string {
 }
 
 function parseArgs(argv: string[]): Options {
-  const o: Options = { seconds: 5, connSeconds: 5, concurrency: 16, modes: [...ALL_MODES], out: '', budgetS: 170, nfqArgs: ['0'], nfqSrc: '', rebaseline: true, profileDir: '', refCli: '', rounds: 1 };
+  const o: Options = { seconds: 5, connSeconds: 5, concurrency: 16, modes: [...ALL_MODES], out: '', budgetS: 170, nfqArgs: ['0'], nfqSrc: '', rebaseline: true, profileDir: '', refCli: '', rounds: 1, daemonNodeArgs: [] };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     const val = (): string => {
@@ -116,6 +120,7 @@ function parseArgs(argv: string[]): Options {
       case '--profile': o.profileDir = resolve(val()); break;
       case '--ref-cli': o.refCli = resolve(val()); break;
       case '--rounds': o.rounds = num(1, 5); break;
+      case '--daemon-node-args': o.daemonNodeArgs = val().split(/\s+/).filter(Boolean); break;
       case '--modes': {
         const m = val().split(',').map((s) => s.trim()).filter(Boolean);
         for (const x of m) if (!ALL_MODES.includes(x as ModeName)) throw new Error(`unknown mode ${x} (known: ${ALL_MODES.join(', ')})`);
@@ -124,7 +129,7 @@ function parseArgs(argv: string[]): Options {
         break;
       }
       case '-h': case '--help':
-        process.stdout.write('usage: node dist/bench/datapath.js [--seconds N] [--conn-seconds N] [--concurrency N] [--modes kernel,nfq-c,daemon] [--out FILE] [--budget S] [--nfq-args "0"] [--nfq-src FILE.c] [--no-rebaseline] [--profile DIR] [--ref-cli DIST/src/cli.js] [--rounds N]\n');
+        process.stdout.write('usage: node dist/bench/datapath.js [--seconds N] [--conn-seconds N] [--concurrency N] [--modes kernel,nfq-c,daemon] [--out FILE] [--budget S] [--nfq-args "0"] [--nfq-src FILE.c] [--no-rebaseline] [--profile DIR] [--ref-cli DIST/src/cli.js] [--rounds N] [--daemon-node-args "ARGS"]\n');
         process.exit(0);
       // falls through (process.exit never returns)
       default: throw new Error(`unknown argument ${a}`);
@@ -191,11 +196,26 @@ interface Ctx {
 const IPERF_PORT = 5201;
 const CONN_PORT = 9000;
 
-async function measure(ctx: Ctx, r: ModeResult): Promise<void> {
+/** User + system CPU time of a process (all its threads) in ms, from /proc/PID/stat; undefined when gone. */
+function cpuMs(pid: number): number | undefined {
+  try {
+    const st = readFileSync(`/proc/${pid}/stat`, 'latin1');
+    // Fields after the parenthesised command name: state is field 3, utime 14, stime 15.
+    const f = st.slice(st.lastIndexOf(')') + 2).split(' ');
+    return ((Number(f[11]) + Number(f[12])) * 1000) / CLK_TCK;
+  } catch {
+    return undefined;
+  }
+}
+const CLK_TCK = 100;
+
+/** consumerPid: the queue consumer whose CPU time per connection is reported (noise-robust efficiency). */
+async function measure(ctx: Ctx, r: ModeResult, consumerPid?: number): Promise<void> {
   const { topo, opt } = ctx;
   const ip = await iperf3Client(topo, { host: topo.addr.server.v4, port: IPERF_PORT, seconds: opt.seconds, streams: 1 });
   r.throughputBps = ip.receivedBps;
   r.retransmits = ip.retransmits;
+  const cpu0 = consumerPid === undefined ? undefined : cpuMs(consumerPid);
   const c = await topo.exec('client', [ctx.bin.connectRate, topo.addr.server.v4, String(CONN_PORT), String(opt.connSeconds), '10000000', String(opt.concurrency)],
     { timeoutMs: (opt.connSeconds + 10) * 1000 });
   let parsed: { completed: number; failed: number; timeouts: number; per_second: number };
@@ -206,6 +226,8 @@ async function measure(ctx: Ctx, r: ModeResult): Promise<void> {
   }
   r.connPerSec = parsed.per_second;
   r.connCompleted = parsed.completed;
+  const cpu1 = consumerPid === undefined ? undefined : cpuMs(consumerPid);
+  if (cpu0 !== undefined && cpu1 !== undefined && parsed.completed > 0) r.consumerCpuUsPerConn = ((cpu1 - cpu0) * 1000) / parsed.completed;
   r.connFailed = parsed.failed;
   r.connTimeouts = parsed.timeouts;
 }
@@ -234,7 +256,7 @@ async function runNfqC(ctx: Ctx): Promise<ModeResult> {
   try {
     await waitQueueBound(topo, 0, proc, 10_000);
     await flushConntrack(topo);
-    await measure(ctx, r);
+    await measure(ctx, r, proc.pid);
     r.queue = await readQueue(topo, 0);
     if (!r.queue || r.queue.queued === 0) r.notes.push('no packet went through the queue: this measured the kernel path');
     if (!proc.running) r.notes.push('consumer exited during the run');
@@ -259,7 +281,7 @@ async function runDaemon(ctx: Ctx, refCli?: string): Promise<ModeResult> {
   writeFileSync(config, 'config system nfsessiond\n    set queue-num 0\n    set queue-bypass enable\nend\n');
   const control = join(ctx.tmp, 'control.sock');
   // --cpu-prof is not allowed in NODE_OPTIONS, so it goes on the command line.
-  const prof = ctx.opt.profileDir ? ['--cpu-prof', `--cpu-prof-dir=${ctx.opt.profileDir}`] : [];
+  const prof = [...(ctx.opt.profileDir ? ['--cpu-prof', `--cpu-prof-dir=${ctx.opt.profileDir}`] : []), ...ctx.opt.daemonNodeArgs];
   if (ctx.opt.profileDir) mkdirSync(ctx.opt.profileDir, { recursive: true });
   const proc = topo.spawn('router', [process.execPath, ...prof, cli, 'run', '--config', config, '--control', control], { captureLimit: 256 * 1024 });
   try {
@@ -272,7 +294,7 @@ async function runDaemon(ctx: Ctx, refCli?: string): Promise<ModeResult> {
     }, { timeoutMs: 30_000, what: 'the pino "msg":"ready" line' });
     await waitQueueBound(topo, 0, proc, 10_000);
     await flushConntrack(topo);
-    await measure(ctx, r);
+    await measure(ctx, r, proc.pid);
     r.queue = await readQueue(topo, 0);
     // The daemon's own view (queue bursts and verdict sends, engine counters), for diagnosis.
     const st = await topo.exec('router', [process.execPath, cli, 'diagnose', 'sys', 'session', 'stat', '--json', '--control', control], { timeoutMs: 10_000 });
@@ -285,6 +307,7 @@ async function runDaemon(ctx: Ctx, refCli?: string): Promise<ModeResult> {
     if (!proc.running) r.notes.push('daemon exited during the run');
   } finally {
     await proc.kill('SIGTERM', 5000);
+    if (ctx.opt.daemonNodeArgs.length) writeFileSync(join(ctx.opt.profileDir || tmpdir(), `daemon-${r.mode}.out`), proc.stdout());
   }
   return r;
 }
@@ -304,18 +327,19 @@ function printTable(results: ModeResult[]): Summary {
   const mean = (a: number | undefined, b: number | undefined): number | undefined => (a === undefined ? b : b === undefined ? a : (a + b) / 2);
   const base = { throughputBps: mean(k0?.throughputBps, k1?.throughputBps), connPerSec: mean(k0?.connPerSec, k1?.connPerSec) };
   const lines: string[] = [];
-  const head = ['mode', 'throughput', 'x kernel', 'conn/s', 'x kernel', 'queued pkts', 'q/user drops'];
+  const head = ['mode', 'throughput', 'x kernel', 'conn/s', 'x kernel', 'queued pkts', 'q/user drops', 'cpu us/conn'];
   const rows: string[][] = [];
   const jsonRows: Record<string, unknown>[] = [];
   for (const x of results) {
     if (x.skipped || x.error) {
-      rows.push([x.mode, x.skipped ? 'skipped' : 'ERROR', '', '', '', '', '']);
+      rows.push([x.mode, x.skipped ? 'skipped' : 'ERROR', '', '', '', '', '', '']);
       continue;
     }
     const tr = ratio(x.throughputBps, base?.throughputBps);
     const cr = ratio(x.connPerSec, base?.connPerSec);
     rows.push([x.mode, fmtBps(x.throughputBps), fmtRatio(tr), x.connPerSec === undefined ? '-' : x.connPerSec.toFixed(0), fmtRatio(cr),
-      x.queue ? String(x.queue.queued) : '-', x.queue ? `${x.queue.queueDropped}/${x.queue.userDropped}` : '-']);
+      x.queue ? String(x.queue.queued) : '-', x.queue ? `${x.queue.queueDropped}/${x.queue.userDropped}` : '-',
+      x.consumerCpuUsPerConn === undefined ? '-' : x.consumerCpuUsPerConn.toFixed(0)]);
     jsonRows.push({ mode: x.mode, throughputRatio: tr, connPerSecRatio: cr });
   }
   const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
@@ -342,8 +366,14 @@ function printTable(results: ModeResult[]): Summary {
     const xs = results.filter((x) => x.mode === m && !x.skipped && !x.error && x.connPerSec !== undefined).map((x) => x.connPerSec!);
     return xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : undefined;
   };
+  const meanCpu = (m: ResultName): number | undefined => {
+    const xs = results.filter((x) => x.mode === m && x.consumerCpuUsPerConn !== undefined).map((x) => x.consumerCpuUsPerConn!);
+    return xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : undefined;
+  };
   const refRatio = ratio(meanConn('daemon'), meanConn('daemon-ref'));
-  if (refRatio !== undefined) lines.push(`daemon vs daemon-ref (mean over rounds): conn/s x${fmtRatio(refRatio)}`);
+  if (refRatio !== undefined) {
+    lines.push(`daemon vs daemon-ref (mean over rounds): conn/s x${fmtRatio(refRatio)}, consumer CPU per connection x${fmtRatio(ratio(meanCpu('daemon'), meanCpu('daemon-ref')))}`);
+  }
   const cMean = meanConn('nfq-c');
   if (cMean !== undefined && results.filter((x) => x.mode === 'nfq-c').length > 1) {
     lines.push(`means over rounds: conn/s nfq-c ${cMean.toFixed(0)}, daemon ${meanConn('daemon')?.toFixed(0) ?? '-'}, daemon-ref ${meanConn('daemon-ref')?.toFixed(0) ?? '-'}`);

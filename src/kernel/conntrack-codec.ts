@@ -472,3 +472,119 @@ export function ctUpdateRequest(k: TupleKey, u: CtUpdate, seq = 0): NfMessage {
     seq, family: nfFamily(k.tuple.family), resId: 0, attrs,
   };
 }
+
+// ---------------------------------------------------------------- direct encoding
+//
+// The daemon sends one update per offloaded session and one delete per ended session, so these
+// two requests are written straight into one buffer instead of through Attr trees (which cost a
+// Buffer per attribute). The bytes are exactly those of encodeNfMessage(ctUpdateRequest(...))
+// and encodeNfMessage(ctDeleteRequest(...)); the unit tests compare them.
+
+const NLA_F_NESTED_BIT = 0x8000;
+
+/** Bytes of the CTA_TUPLE_ORIG nest (header included) for a tuple of this family and protocol. */
+function tupleNestLength(family: 4 | 6, proto: number): number {
+  const ip = 4 + 2 * (4 + (family === 4 ? 4 : 16));
+  let pr = 4 + 8;
+  if (PORT_PROTOS.has(proto)) pr += 16;
+  else if (proto === IPPROTO_ICMP || proto === IPPROTO_ICMPV6) pr += 24;
+  return 4 + ip + pr;
+}
+
+function putHdr(b: Buffer, o: number, len: number, type: number): number {
+  b.writeUInt16LE(len, o);
+  b.writeUInt16LE(type, o + 2);
+  return o + 4;
+}
+
+function putU8(b: Buffer, o: number, type: number, v: number): number {
+  putHdr(b, o, 5, type);
+  b[o + 4] = v & 0xff;
+  b[o + 5] = 0;
+  b[o + 6] = 0;
+  b[o + 7] = 0;
+  return o + 8;
+}
+
+function putU16(b: Buffer, o: number, type: number, v: number): number {
+  putHdr(b, o, 6, type);
+  b.writeUInt16BE(v, o + 4);
+  b[o + 6] = 0;
+  b[o + 7] = 0;
+  return o + 8;
+}
+
+function putU32(b: Buffer, o: number, type: number, v: number): number {
+  putHdr(b, o, 8, type);
+  b.writeUInt32BE(v >>> 0, o + 4);
+  return o + 8;
+}
+
+function encodeTupleRequest(msg: number, k: TupleKey, u: CtUpdate | undefined, seq: number): Buffer {
+  const t = k.tuple;
+  const src = parseAddress(t.src);
+  const dst = parseAddress(t.dst);
+  if (!src || !dst || src.family !== t.family || dst.family !== t.family) {
+    throw new Error(`bad IPv${t.family} tuple address: ${t.src} -> ${t.dst}`);
+  }
+  const nest = tupleNestLength(t.family, t.proto);
+  let len = 20 + nest;
+  if (k.zone) len += 8;
+  if (u?.mark !== undefined) len += 16;
+  if (u?.timeout !== undefined) len += 8;
+  const b = Buffer.allocUnsafe(len);
+  b.writeUInt32LE(len, 0);
+  b.writeUInt16LE((NFNL_SUBSYS_CTNETLINK << 8) | msg, 4);
+  b.writeUInt16LE(NLM_F_REQUEST | NLM_F_ACK, 6);
+  b.writeUInt32LE(seq >>> 0, 8);
+  b.writeUInt32LE(0, 12);
+  b[16] = nfFamily(t.family);
+  b[17] = 0;
+  b.writeUInt16BE(0, 18);
+  let o = putHdr(b, 20, nest, CTA_TUPLE_ORIG | NLA_F_NESTED_BIT);
+  const alen = t.family === 4 ? 4 : 16;
+  o = putHdr(b, o, 4 + 2 * (4 + alen), CTA_TUPLE_IP | NLA_F_NESTED_BIT);
+  o = putHdr(b, o, 4 + alen, t.family === 4 ? CTA_IP_V4_SRC : CTA_IP_V6_SRC);
+  b.set(src.bytes, o);
+  o += alen;
+  o = putHdr(b, o, 4 + alen, t.family === 4 ? CTA_IP_V4_DST : CTA_IP_V6_DST);
+  b.set(dst.bytes, o);
+  o += alen;
+  const protoStart = o;
+  o += 4;
+  o = putU8(b, o, CTA_PROTO_NUM, t.proto);
+  if (PORT_PROTOS.has(t.proto)) {
+    o = putU16(b, o, CTA_PROTO_SRC_PORT, t.sport);
+    o = putU16(b, o, CTA_PROTO_DST_PORT, t.dport);
+  } else if (t.proto === IPPROTO_ICMP) {
+    const icmp = k.icmp ?? { type: 8, code: 0 };
+    o = putU16(b, o, CTA_PROTO_ICMP_ID, t.sport);
+    o = putU8(b, o, CTA_PROTO_ICMP_TYPE, icmp.type);
+    o = putU8(b, o, CTA_PROTO_ICMP_CODE, icmp.code);
+  } else if (t.proto === IPPROTO_ICMPV6) {
+    const icmp = k.icmp ?? { type: 128, code: 0 };
+    o = putU16(b, o, CTA_PROTO_ICMPV6_ID, t.sport);
+    o = putU8(b, o, CTA_PROTO_ICMPV6_TYPE, icmp.type);
+    o = putU8(b, o, CTA_PROTO_ICMPV6_CODE, icmp.code);
+  }
+  putHdr(b, protoStart, o - protoStart, CTA_TUPLE_PROTO | NLA_F_NESTED_BIT);
+  if (k.zone) o = putU16(b, o, CTA_ZONE, k.zone);
+  if (u?.mark !== undefined) {
+    const mask = (u.markMask ?? 0xffffffff) >>> 0;
+    o = putU32(b, o, CTA_MARK, (u.mark & mask) >>> 0);
+    o = putU32(b, o, CTA_MARK_MASK, mask);
+  }
+  if (u?.timeout !== undefined) o = putU32(b, o, CTA_TIMEOUT, u.timeout);
+  if (o !== len) throw new Error(`conntrack request: wrote ${o} of ${len} bytes`);
+  return b;
+}
+
+/** encodeNfMessage(ctDeleteRequest(k, seq)), written directly. */
+export function encodeCtDelete(k: TupleKey, seq = 0): Buffer {
+  return encodeTupleRequest(IPCTNL_MSG_CT_DELETE, k, undefined, seq);
+}
+
+/** encodeNfMessage(ctUpdateRequest(k, u, seq)), written directly. */
+export function encodeCtUpdate(k: TupleKey, u: CtUpdate, seq = 0): Buffer {
+  return encodeTupleRequest(IPCTNL_MSG_CT_NEW, k, u, seq);
+}

@@ -25,7 +25,7 @@ import { readFileSync } from 'node:fs';
 import { NetlinkChannel, NetlinkError } from './netlink-socket.js';
 import { encodeNfMessage, NETLINK_NETFILTER, type NlMessage } from './nfnetlink.js';
 import {
-  decodeConntrack, ctDumpRequest, ctDumpZeroRequest, ctDeleteRequest, ctUpdateRequest,
+  decodeConntrack, ctDumpRequest, ctDumpZeroRequest, encodeCtDelete, encodeCtUpdate,
   NFNLGRP_CONNTRACK_NEW, NFNLGRP_CONNTRACK_UPDATE, NFNLGRP_CONNTRACK_DESTROY,
   type KernelConn, type TupleKey, type CtUpdate,
 } from './conntrack-codec.js';
@@ -232,14 +232,14 @@ export class KernelConntrack {
    */
   async delete(key: TupleKey | KernelConn): Promise<boolean> {
     const k = toKey(key);
-    return this.write(encodeNfMessage(ctDeleteRequest(k)), `conntrack delete ${describe(k)}`);
+    return this.write(encodeCtDelete(k), `conntrack delete ${describe(k)}`);
   }
 
   /** Changes mark bits and/or the timeout of an existing entry; false when it is gone. */
   async update(key: TupleKey | KernelConn, u: CtUpdate): Promise<boolean> {
     if (u.mark === undefined && u.timeout === undefined) return true;
     const k = toKey(key);
-    return this.write(encodeNfMessage(ctUpdateRequest(k, u)), `conntrack update ${describe(k)}`);
+    return this.write(encodeCtUpdate(k, u), `conntrack update ${describe(k)}`);
   }
 
   /**

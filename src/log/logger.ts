@@ -13,11 +13,30 @@ import pino, { type Logger, type DestinationStream } from 'pino';
 // SIGTERM/SIGINT path ends in process.exit) and on 'beforeExit'; flushLogger() is there for
 // callers that want the records out at a point of their choosing.
 
+// `,"ts":"<ISO 8601 UTC>"` as new Date().toISOString() writes it, with the text up to the
+// second reused while the second lasts: one traffic record per session close makes this a
+// per-connection cost.
+let tsSecond = Number.NaN;
+let tsPrefix = '';
+const MS3 = Array.from({ length: 1000 }, (_, i) => `${String(i).padStart(3, '0')}Z"`);
+
+export function isoTimestamp(now = Date.now()): string {
+  const sec = Math.floor(now / 1000);
+  if (sec !== tsSecond) {
+    const iso = new Date(sec * 1000).toISOString();
+    // Outside years 0000-9999 toISOString has a sign and six digits: leave those to it.
+    if (iso.length !== 24) return `,"ts":"${new Date(now).toISOString()}"`;
+    tsSecond = sec;
+    tsPrefix = `,"ts":"${iso.slice(0, 20)}`;
+  }
+  return tsPrefix + MS3[now - sec * 1000];
+}
+
 export function createLogger(level: string, dest?: DestinationStream): Logger {
   return pino({
     level,
     base: { pid: process.pid },
-    timestamp: () => `,"ts":"${new Date().toISOString()}"`,
+    timestamp: isoTimestamp,
     formatters: { level: (label) => ({ severity: label }) },
   }, dest ?? pino.destination({ dest: 1, sync: false }));
 }
