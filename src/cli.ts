@@ -40,6 +40,13 @@ export function buildProgram(): Command {
       await runDemo(opts).catch(fail);
     });
 
+  program.command('config-reference')
+    .description('print the reference of every config block and key (markdown), generated from the schema')
+    .action(async () => {
+      const { configReference } = await import('./config/reference.js');
+      out(configReference());
+    });
+
   program.command('check')
     .description('validate a config file without running; reports every error as FILE:LINE:COLUMN')
     .requiredOption('-c, --config <file>', 'config file')
