@@ -171,7 +171,9 @@ class Level {
   }
 
   parse(b: Buffer, start: number, end: number): void {
-    this.off.fill(-1);
+    // A plain loop: TypedArray.prototype.fill is a runtime call, slower for a few dozen slots.
+    const off = this.off;
+    for (let i = 0; i < off.length; i++) off[i] = -1;
     let o = start;
     while (o + NLA_HDRLEN <= end) {
       const alen = le16(b, o);
