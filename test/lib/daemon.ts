@@ -8,7 +8,7 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { NsProcess, Topology } from '../../src/topology/netns.js';
 
-export const ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)));
+const ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)));
 export const CLI = join(ROOT, 'dist/src/cli.js');
 
 export interface RunningDaemon {
@@ -84,10 +84,4 @@ export async function queueCounters(topo: Topology, queue = 0): Promise<{ lastId
     if (f.length >= 8 && f[0] === queue) return { lastId: f[7], queueDropped: f[5], userDropped: f[6] };
   }
   return undefined;
-}
-
-export function writeConfig(dir: string, text: string): string {
-  const p = join(dir, 'nfsessiond.conf');
-  writeFileSync(p, text);
-  return p;
 }
