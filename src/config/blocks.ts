@@ -26,6 +26,9 @@ export const BLOCKS: Record<string, BlockSpec> = {
       'failopen-bypass-timeout': { type: 'int', min: 1, max: 86400, default: 120, help: 'Seconds after which a flow let through uninspected (fail-open) is forgotten when no packet of it reached the daemon; it is offloaded to the kernel by then.' },
       'log-session-start': { type: 'flag', default: false, help: 'Also log a traffic record when a logged session starts (action="start"), not only when it ends.' },
       'log-memory-records': { type: 'int', min: 0, max: 1000000, default: 1000, help: 'Traffic records kept in memory for `execute log display` (0 keeps none).' },
+      metrics: { type: 'flag', default: true, help: 'Serve Prometheus metrics over HTTP at metrics-listen (GET /metrics).' },
+      'metrics-listen': { type: 'string', default: '127.0.0.1:9469', help: "Address of the metrics endpoint: '<ipv4>:<port>' or '[<ipv6>]:<port>'; loopback by default." },
+      'state-dir': { type: 'string', default: '', help: 'Directory for the daemon\'s state (table snapshot); empty: $STATE_DIRECTORY (systemd StateDirectory=), else /var/lib/nfsessiond. `run --state-dir` overrides it.' },
     },
   },
   'system session-ttl': {

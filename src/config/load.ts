@@ -10,6 +10,7 @@ import { readVdomPolicies } from './firewall.js';
 import { readLimits } from './limits.js';
 import { readBody, readTable, defaults, type BlockValues, type Entry } from './schema.js';
 import { ConfigError, parseSyntax, type ConfigNode } from './syntax.js';
+import { parseListen, type ListenAddress } from '../metrics/listen.js';
 
 export type Hook = 'forward' | 'input' | 'output';
 
@@ -20,6 +21,10 @@ export interface DaemonConfig {
   kernelSyncInterval: number;
   controlSocket: string;
   logLevel: string;
+  /** Prometheus endpoint (metrics, metrics-listen). */
+  metrics: { enabled: boolean; listen: ListenAddress };
+  /** state-dir as configured; '' = $STATE_DIRECTORY, else /var/lib/nfsessiond (service/paths.ts). */
+  stateDir: string;
   /** Traffic log: start records too, and how many records `execute log display` keeps. */
   trafficLog: { sessionStart: boolean; memoryRecords: number };
   /** VDOM names by index; 0 is root. */
@@ -194,6 +199,11 @@ export function parseConfig(text: string, file = '<config>'): DaemonConfig {
     const pos = block('system nfsessiond', global).positions['queue-count'] ?? { line: 1, col: 1 };
     errors.push(new ConfigError(file, pos, `queue-num ${first} with queue-count ${count} goes past queue 65535`));
   }
+  const metricsListen = parseListen(sys['metrics-listen'] as string);
+  if ('error' in metricsListen) {
+    const b = block('system nfsessiond', global);
+    errors.push(new ConfigError(file, b.valuePositions['metrics-listen']?.[0] ?? b.positions['metrics-listen'] ?? { line: 1, col: 1 }, metricsListen.error));
+  }
   if (errors.length) throw new ConfigErrors(errors);
 
   const root = perVdom[0];
@@ -211,6 +221,8 @@ export function parseConfig(text: string, file = '<config>'): DaemonConfig {
     kernelSyncInterval: sys['kernel-sync-interval'] as number,
     controlSocket: sys['control-socket'] as string,
     logLevel: sys['log-level'] as string,
+    metrics: { enabled: sys.metrics as boolean, listen: metricsListen as ListenAddress },
+    stateDir: sys['state-dir'] as string,
     trafficLog: { sessionStart: sys['log-session-start'] as boolean, memoryRecords: sys['log-memory-records'] as number },
     vdomNames,
     policies,
