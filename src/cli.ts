@@ -9,6 +9,7 @@ import { Command } from 'commander';
 import { ConfigErrors, loadConfigFile } from './config/load.js';
 import { registerDiagnose } from './control/cli/index.js';
 import { withControl } from './control/cli/call.js';
+import { registerReplay } from './control/cli/replay.js';
 
 function out(text: string): void {
   process.stdout.write(text.endsWith('\n') ? text : `${text}\n`);
@@ -60,6 +61,7 @@ export function buildProgram(): Command {
     });
 
   registerDiagnose(program);
+  registerReplay(program);
 
   return program;
 }
