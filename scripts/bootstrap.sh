@@ -11,6 +11,10 @@ set -euo pipefail
 APT_PACKAGES=(
   iproute2 iputils-ping nftables iptables conntrack iperf3 curl tcpdump
   libnetfilter-queue-dev libmnl-dev gcc g++ make python3
+  # real peers for the helper tests, and the capture tools
+  vsftpd lftp tftpd-hpa tftp-hpa sip-tester rpcbind python3-impacket tshark
+  # the service tests
+  systemd
 )
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -44,9 +48,17 @@ for p in "${APT_PACKAGES[@]}"; do
 done
 if [ "${#missing[@]}" -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
+  # Server packages (vsftpd, tftpd-hpa, rpcbind) would start their daemons in the root namespace
+  # on install; the tests start their own inside namespaces, so forbid service starts meanwhile.
+  policy_rc=/usr/sbin/policy-rc.d
+  own_policy=0
+  if [ ! -e "$policy_rc" ]; then
+    printf '#!/bin/sh\nexit 101\n' >"$policy_rc"; chmod 755 "$policy_rc"; own_policy=1
+  fi
   quiet "apt-get update" apt-get update -q
   quiet "apt-get install ${missing[*]}" \
     apt-get install -y -q --no-install-recommends "${missing[@]}"
+  [ "$own_policy" -eq 0 ] || rm -f "$policy_rc"
 fi
 
 # --- 2. iptables must be iptables-nft (nft_compat carries the xt NFQUEUE target) ---------------

@@ -15,6 +15,13 @@ import { readMemoryPercent } from './kernel/meminfo.js';
 import { createLogger, flushLogger } from './log/logger.js';
 import { trafficRecord, type TrafficRecord } from './log/traffic.js';
 import { Datapath } from './kernel/datapath.js';
+import { readKernelQueueCounters } from './kernel/datapath.js';
+import { formatListen } from './metrics/listen.js';
+import { DaemonMetrics, expectationCount } from './metrics/metrics.js';
+import { MetricsServer } from './metrics/server.js';
+import { ServiceNotifier } from './service/notify.js';
+import { resolveStateDir } from './service/paths.js';
+import { programVersion } from './service/version.js';
 
 const CONSERVE_MESSAGES = {
   enter: 'entering conserve mode',
@@ -28,6 +35,10 @@ export interface DaemonOptions {
   controlPath?: string;
   /** Injected for tests; defaults to pino on stdout. */
   logger?: Logger;
+  /** `run --state-dir`: wins over the config's state-dir and $STATE_DIRECTORY. */
+  stateDir?: string;
+  /** systemd notifications (Type=notify); runDaemon makes one from $NOTIFY_SOCKET. null: none. */
+  notifier?: ServiceNotifier | null;
 }
 
 function readConfig(path: string | undefined): DaemonConfig {
@@ -43,6 +54,15 @@ export class Daemon {
   private control?: ControlServer;
   private timers: NodeJS.Timeout[] = [];
   private stopping = false;
+  /** Prometheus metrics, read from the engine and the kernel when scraped (src/metrics/). */
+  readonly metrics = new DaemonMetrics({
+    engine: () => this.engine,
+    vdName: (vd) => this.config.vdomNames[vd] ?? String(vd),
+    queues: () => readKernelQueueCounters().filter((c) => c.queue >= this.config.queue.first && c.queue < this.config.queue.first + this.config.queue.count),
+    mechanism: () => this.datapath?.mechanism,
+    version: programVersion(),
+  });
+  private metricsServer?: MetricsServer;
 
   constructor(private config: DaemonConfig, private readonly opts: DaemonOptions, private readonly log: Logger) {
     this.engine = new SessionEngine(engineConfigFor(config, (i) => this.ifnames.name(i)));
@@ -59,6 +79,7 @@ export class Daemon {
     const cfg = this.config;
     this.datapath = new Datapath(cfg, this.log, {
       decide: (p, now) => {
+        this.metrics.packetDecided();
         const d = this.engine.handlePacket(p, now);
         if (this.views.tracer.active) this.views.tracer.packet(p, d);
         if (d.effects.length) this.apply(d.effects, now);
@@ -85,6 +106,7 @@ export class Daemon {
       ifname: (i) => this.ifnames.name(i),
     }, this.views));
     await this.control.listen();
+    await this.startMetrics();
 
     this.timers.push(setInterval(() => {
       const now = Date.now();
@@ -103,7 +125,48 @@ export class Daemon {
     sampleMemory();
     this.timers.push(setInterval(sampleMemory, this.engine.config.limits.memorySampleInterval * 1000));
     for (const t of this.timers) t.unref();
-    this.log.info({ control: path, mechanism: this.datapath.mechanism, queues: cfg.queue }, 'ready');
+    this.log.info({ control: path, mechanism: this.datapath.mechanism, queues: cfg.queue, stateDir: this.stateDir }, 'ready');
+    // systemd: ready only now, with the ruleset installed and the queue bound.
+    this.opts.notifier?.ready(this.statusText());
+    this.opts.notifier?.start(() => this.statusText());
+  }
+
+  /** State directory (table snapshot): --state-dir, then state-dir, then $STATE_DIRECTORY, then /var/lib/nfsessiond. */
+  get stateDir(): string {
+    return resolveStateDir(this.opts.stateDir, this.config.stateDir).dir;
+  }
+
+  /** The STATUS= line systemd shows (`systemctl status nfsessiond`). */
+  statusText(): string {
+    const e = this.engine;
+    const exp = expectationCount(e);
+    return `${e.size} sessions, setup rate ${e.setupRate(Date.now())}/s, conserve mode ${e.admission.view().conserve ? 'on' : 'off'}${exp ? `, ${exp} expectations` : ''}`;
+  }
+
+  /** Serves the metrics at metrics-listen when enabled. A bind failure is logged; the data path runs on. */
+  private async startMetrics(): Promise<void> {
+    const m = this.config.metrics;
+    if (!m.enabled) return;
+    const server = new MetricsServer(this.metrics);
+    try {
+      const a = await server.listen(m.listen);
+      this.metricsServer = server;
+      this.log.info({ listen: formatListen(a) }, 'metrics endpoint listening');
+    } catch (e) {
+      this.log.error({ listen: formatListen(m.listen), err: (e as Error).message }, 'metrics endpoint cannot listen: metrics are not served');
+    }
+  }
+
+  /** After a reload: metrics, systemd (READY=1 again), and the endpoint rebound if its address changed. */
+  private reloaded(ok: boolean, prev?: DaemonConfig): void {
+    this.metrics.reloaded(ok);
+    this.opts.notifier?.ready(this.statusText());
+    const m = this.config.metrics;
+    if (ok && prev && !this.stopping && (prev.metrics.enabled !== m.enabled || formatListen(prev.metrics.listen) !== formatListen(m.listen))) {
+      const old = this.metricsServer;
+      this.metricsServer = undefined;
+      void (old?.close() ?? Promise.resolve()).then(() => this.startMetrics());
+    }
   }
 
   /** Carries out the engine's effects. Kernel calls are async; their outcome feeds back into the engine. */
@@ -131,6 +194,22 @@ export class Daemon {
         case 'session-end':
           if (e.session.logTraffic) this.traffic(trafficRecord(e.session, e.reason, e.at, (i) => this.ifnames.name(i)));
           break;
+        case 'expect-add': {
+          const x = e.expectation;
+          this.log.info({ helper: x.helper, kind: x.kind, parent: x.parent, proto: x.proto, src: x.src, dst: x.dst, dport: x.dport, timeout: x.tracksParent ? 0 : x.lifetime }, 'expectation created');
+          this.datapath!.pinholeAdd(x, x.tracksParent ? 0 : Math.max(1, x.expireAt - now)).catch((err: Error) =>
+            this.log.warn({ helper: x.helper, err: err.message }, 'pinhole add failed: the expected connection goes through the queue instead'));
+          break;
+        }
+        case 'expect-end': {
+          const x = e.expectation;
+          this.log.debug({ helper: x.helper, kind: x.kind, parent: x.parent, reason: e.reason, child: e.child }, 'expectation ended');
+          this.datapath!.pinholeDelete(x).catch((err: Error) => this.log.warn({ helper: x.helper, err: err.message }, 'pinhole delete failed'));
+          break;
+        }
+        case 'expect-refused':
+          this.log.warn({ ...e.refusal }, 'expectation refused');
+          break;
       }
     }
   }
@@ -143,15 +222,19 @@ export class Daemon {
 
   /** SIGHUP: a new config takes effect for new sessions; a bad one is reported and the old one stays. */
   reload(): boolean {
+    this.opts.notifier?.reloading();
     try {
       const next = readConfig(this.opts.configPath);
+      const prev = this.config;
       this.config = next;
       this.engine.config = engineConfigFor(next, (i) => this.ifnames.name(i));
       this.views.resizeTrafficLog(next.trafficLog.memoryRecords);
       this.log.info({ config: this.opts.configPath }, 'config reloaded');
+      this.reloaded(true, prev);
       return true;
     } catch (e) {
       this.log.error({ err: e instanceof ConfigErrors ? e.errors.map((x) => x.message) : (e as Error).message }, 'config reload rejected; running config stays in force');
+      this.reloaded(false);
       return false;
     }
   }
@@ -160,6 +243,8 @@ export class Daemon {
     if (this.stopping) return;
     this.stopping = true;
     for (const t of this.timers) clearInterval(t);
+    this.opts.notifier?.stop();
+    await this.metricsServer?.close();
     await this.control?.close();
     await this.datapath?.stop();
     this.log.info('stopped');
@@ -169,9 +254,11 @@ export class Daemon {
 export async function runDaemon(opts: DaemonOptions): Promise<void> {
   const config = readConfig(opts.configPath);
   const log = opts.logger ?? createLogger(config.logLevel);
+  if (opts.notifier === undefined) opts.notifier = serviceNotifier(log);
   const daemon = new Daemon(config, opts, log);
   const shutdown = (sig: string) => {
     log.info({ signal: sig }, 'shutting down');
+    opts.notifier?.stopping();
     // The log stream is asynchronous: let the last records (and 'stopped') reach stdout first.
     daemon.stop().then(() => flushLogger(log).then(() => process.exit(0)), (e: Error) => {
       log.error({ err: e.message }, 'shutdown failed');
@@ -185,7 +272,20 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
     await daemon.start();
   } catch (e) {
     log.error({ err: (e as Error).message }, 'start-up failed');
+    opts.notifier?.notify({ STATUS: `start-up failed: ${(e as Error).message}` });
     await daemon.stop().catch(() => undefined);
     throw e;
+  }
+}
+
+/** A notifier when systemd started us with Type=notify ($NOTIFY_SOCKET), else null. */
+function serviceNotifier(log: Logger): ServiceNotifier | null {
+  try {
+    const n = ServiceNotifier.fromEnvironment(log) ?? null;
+    if (n) log.info({ socket: n.socket, watchdogUsec: n.watchdogUsec }, 'systemd notify socket found');
+    return n;
+  } catch (e) {
+    log.error({ err: (e as Error).message }, 'cannot notify systemd: READY=1 will not be sent');
+    return null;
   }
 }

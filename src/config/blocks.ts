@@ -1,6 +1,7 @@
 // The top-level config blocks nfsessiond understands, keyed by their path.
 
 import type { BlockSpec, TableSpec } from './schema.js';
+import { HELPER_NAMES } from '../helpers/registry.js';
 
 const HOOKS = ['forward', 'input', 'output'] as const;
 
@@ -84,6 +85,18 @@ export const BLOCKS: Record<string, BlockSpec> = {
       'imap-port': { type: 'strings', default: ['143'], help: 'IMAP ports.' },
       'ftp-port': { type: 'strings', default: ['21'], help: 'FTP ports.' },
       'nntp-port': { type: 'strings', default: ['119'], help: 'NNTP ports.' },
+    },
+  },
+  'system session-helper-options': {
+    help: 'Expectation sessions and the checks of the session helpers.',
+    fields: {
+      'expectation-timeout': { type: 'int', min: 1, max: 86400, default: 30, help: 'Seconds an expectation waits for its connection when its helper gives no timeout of its own.' },
+      'max-expectations-per-session': { type: 'int', min: 1, max: 4096, default: 16, help: 'Expectations one control session may hold; further ones are refused (counted and logged).' },
+      'max-expectations': { type: 'int', min: 1, max: 1048576, default: 8192, help: 'Expectations in the whole table; further ones are refused.' },
+      'clear-children': { type: 'flag', default: false, help: 'Ending a control session also ends the sessions its expectations became (its pending expectations always end with it).' },
+      'ftp-third-party': { type: 'flag', default: false, help: 'Let PORT/EPRT and 227 replies name an address other than the sender\'s own (FTP bounce; kernel loose=1).' },
+      'sip-media-any-peer': { type: 'flag', default: false, help: 'Let SDP open media towards hosts other than the SIP signalling peers (kernel sip_direct_media=0).' },
+      'stream-buffer': { type: 'int', min: 1024, max: 1048576, default: 65536, help: 'Out-of-order bytes a helper buffers per direction of a TCP control channel.' },
     },
   },
   'system settings': {
@@ -186,6 +199,19 @@ export const TABLES: Record<string, TableSpec> = {
       fields: {
         session: { type: 'strings', default: [], help: "Sessions: '<max> [<guaranteed>]'; guaranteed sessions are kept free of the other VDOMs." },
         proxy: { type: 'int', min: 0, max: 0x7fffffff, default: 0, help: 'Concurrent users of this VDOM at most.' },
+      },
+    },
+  },
+  'system session-helper': {
+    help: "Which helper parses which protocol/port. Starts with the vendor's default list (see Session helpers); `edit` amends or adds, `delete <id>` removes one, and the sessions on that port then need a policy for their data connections.",
+    id: 'int',
+    hasDefaults: true,
+    entry: {
+      help: 'One binding.',
+      fields: {
+        name: { type: 'enum', values: HELPER_NAMES, default: 'ftp', help: 'Helper name (ftp, tftp, sip, dcerpc and pmap parse; the other vendor names are accepted and open nothing).' },
+        protocol: { type: 'int', min: 0, max: 255, default: 6, help: 'IP protocol (6 TCP, 17 UDP).' },
+        port: { type: 'int', min: 1, max: 65535, default: 21, help: 'Destination port of the control session.' },
       },
     },
   },

@@ -11,6 +11,7 @@ import { readLimits } from './limits.js';
 import { readBody, readTable, defaults, type BlockValues, type Entry } from './schema.js';
 import { ConfigError, parseSyntax, type ConfigNode } from './syntax.js';
 import { parseListen, type ListenAddress } from '../metrics/listen.js';
+import { DEFAULT_HELPER_BINDINGS, HelperTable, type HelperBinding } from '../helpers/registry.js';
 
 export type Hook = 'forward' | 'input' | 'output';
 
@@ -82,7 +83,10 @@ function readStatement(n: ConfigNode, scope: Scope, file: string, errors: Config
     if (!prev) { scope.tables.set(path, entries); return; }
     for (const e of entries) {
       const old = prev.find((x) => x.id === e.id);
-      if (old) {
+      if (e.deleted || old?.deleted) {
+        if (old) prev.splice(prev.indexOf(old), 1);
+        prev.push(e);
+      } else if (old) {
         Object.assign(old.values, e.values);
         Object.assign(old.positions, e.positions);
         Object.assign(old.valuePositions, e.valuePositions);
@@ -91,6 +95,23 @@ function readStatement(n: ConfigNode, scope: Scope, file: string, errors: Config
     return;
   }
   errors.push(new ConfigError(file, { line: n.pos.line, col: n.pos.col + 7 }, `unknown block 'config ${path}': expected one of ${knownPaths()}`));
+}
+
+/** The vendor's default helper list amended by `config system session-helper` (edit / delete). */
+function readHelpers(entries: Entry[]): HelperBinding[] {
+  const list = DEFAULT_HELPER_BINDINGS.map((b) => ({ ...b }));
+  for (const e of entries) {
+    const id = Number(e.id);
+    const i = list.findIndex((b) => b.id === id);
+    if (e.deleted) { if (i >= 0) list.splice(i, 1); continue; }
+    const b = i >= 0 ? list[i] : { id, name: e.values.name as string, proto: e.values.protocol as number, port: e.values.port as number };
+    // Only the keys the entry sets change a default entry, as on the vendor's CLI.
+    if ('name' in e.positions) b.name = e.values.name as string;
+    if ('protocol' in e.positions) b.proto = e.values.protocol as number;
+    if ('port' in e.positions) b.port = e.values.port as number;
+    if (i < 0) list.push(b);
+  }
+  return list.sort((a, b) => a.id - b.id);
 }
 
 function readTtl(scope: Scope, file: string, errors: ConfigError[]): { defaultTtl: number; ttlRules: TtlRule[] } {
@@ -160,6 +181,8 @@ export function parseConfig(text: string, file = '<config>'): DaemonConfig {
   }
 
   const sys = block('system nfsessiond', global).values;
+  const hopt = block('system session-helper-options', global).values;
+  const helperBindings = readHelpers(table('system session-helper', global));
   const glob = block('system global', global).values;
   const vdomNames = [...vdoms.keys()];
   const limits = readLimits({ block: (p) => block(p, global), table: (p) => table(p, global) }, vdomNames, file, errors);
@@ -240,6 +263,15 @@ export function parseConfig(text: string, file = '<config>'): DaemonConfig {
       offloadMark: sys['offload-mark'] as number,
       malformedVerdict: sys['malformed-verdict'] as Verdict,
       policy: compilePolicy(policies, (i) => `if${i}`),
+      helpers: new HelperTable(helperBindings),
+      helperOptions: { ftpThirdParty: hopt['ftp-third-party'] as boolean, sipMediaAnyPeer: hopt['sip-media-any-peer'] as boolean },
+      expectations: {
+        timeout: hopt['expectation-timeout'] as number,
+        maxPerSession: hopt['max-expectations-per-session'] as number,
+        max: hopt['max-expectations'] as number,
+        clearChildren: hopt['clear-children'] as boolean,
+        streamBuffer: hopt['stream-buffer'] as number,
+      },
       ...limits,
     }),
   };

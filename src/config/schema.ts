@@ -20,6 +20,8 @@ export interface BlockSpec {
 
 export interface TableSpec {
   help: string;
+  /** The table has entries by default (a `delete` of one is kept as a tombstone entry for the loader). */
+  hasDefaults?: boolean;
   /** Entry ids: integers (policy ids, ttl entries) or free names (addresses). */
   id: 'int' | 'name';
   entry: BlockSpec;
@@ -30,7 +32,7 @@ export type Values = Record<string, number | string | boolean | string[]>;
 export type Positions = Record<string, Pos>;
 /** Where each value of a list key was written, to point at the one that is wrong. */
 export type ValuePositions = Record<string, Pos[]>;
-export interface Entry { id: string; pos: Pos; values: Values; tables: Record<string, Entry[]>; positions: Positions; valuePositions: ValuePositions }
+export interface Entry { id: string; pos: Pos; values: Values; tables: Record<string, Entry[]>; positions: Positions; valuePositions: ValuePositions; deleted?: boolean }
 export interface BlockValues { values: Values; tables: Record<string, Entry[]>; positions: Positions; valuePositions: ValuePositions; present: boolean }
 
 function parseInt10(s: string): number | undefined {
@@ -108,7 +110,7 @@ export function readBody(body: Node[], spec: BlockSpec, where: string, file: str
         if (!t) throw new ConfigError(file, n.pos, `unknown block 'config ${name}' in ${where}${spec.tables ? `: expected ${Object.keys(spec.tables).map((x) => `'config ${x}'`).join(', ')}` : ''}`);
         tables[name] = readTable(n, t, `${where} > config ${name}`, file, errors);
       } else {
-        throw new ConfigError(file, n.pos, `'edit' is not valid directly in ${where}`);
+        throw new ConfigError(file, n.pos, `'${n.kind}' is not valid directly in ${where}`);
       }
     } catch (e) {
       if (e instanceof ConfigError) errors.push(e);
@@ -122,6 +124,13 @@ export function readTable(n: ConfigNode, spec: TableSpec, where: string, file: s
   const entries: Entry[] = [];
   const seen = new Map<string, Entry>();
   for (const c of n.body) {
+    if (c.kind === 'delete') {
+      const i = entries.findIndex((x) => x.id === c.name);
+      if (i >= 0) entries.splice(i, 1);
+      seen.delete(c.name);
+      if (spec.hasDefaults) entries.push({ id: c.name, pos: c.pos, values: {}, tables: {}, positions: {}, valuePositions: {}, deleted: true });
+      continue;
+    }
     if (c.kind !== 'edit') {
       errors.push(new ConfigError(file, c.pos, `${where} holds entries: expected 'edit <${spec.id === 'int' ? 'id' : 'name'}>'`));
       continue;

@@ -8,7 +8,9 @@ export interface SetNode { kind: 'set'; key: string; values: string[]; pos: Pos;
 export interface UnsetNode { kind: 'unset'; key: string; pos: Pos }
 export interface EditNode { kind: 'edit'; name: string; body: Node[]; pos: Pos }
 export interface ConfigNode { kind: 'config'; path: string[]; body: Node[]; pos: Pos }
-export type Node = SetNode | UnsetNode | EditNode | ConfigNode;
+/** `delete <id>` in a table: removes that entry, including one the table has by default. */
+export interface DeleteNode { kind: 'delete'; name: string; pos: Pos }
+export type Node = SetNode | UnsetNode | EditNode | ConfigNode | DeleteNode;
 
 export class ConfigError extends Error {
   constructor(public file: string, public pos: Pos, public detail: string) {
@@ -82,6 +84,12 @@ export function parseSyntax(text: string, file = '<config>'): Node[] {
         stack.push({ node, body: node.body });
         break;
       }
+      case 'delete': {
+        if (cur.node?.kind !== 'config') throw new ConfigError(file, kw.pos, "'delete' outside a 'config' table");
+        if (args.length !== 1) throw new ConfigError(file, args[1]?.pos ?? kw.pos, "expected exactly one id or name after 'delete'");
+        cur.body.push({ kind: 'delete', name: args[0].text, pos: kw.pos });
+        break;
+      }
       case 'next': {
         if (cur.node?.kind !== 'edit') throw new ConfigError(file, kw.pos, "'next' without an open 'edit'");
         if (args.length) throw new ConfigError(file, args[0].pos, "unexpected word after 'next'");
@@ -109,7 +117,7 @@ export function parseSyntax(text: string, file = '<config>'): Node[] {
         break;
       }
       default:
-        throw new ConfigError(file, kw.pos, `unknown statement '${kw.text}': expected config, edit, set, unset, next or end`);
+        throw new ConfigError(file, kw.pos, `unknown statement '${kw.text}': expected config, edit, delete, set, unset, next or end`);
     }
   }
   if (stack.length > 1) {

@@ -60,7 +60,9 @@ export function formatSession(v: SessionView): string {
     `orgin->sink: org pre->post, reply pre->post ${dev} ${gwy}`,
     ...hookLines(v),
     `misc=0 policy_id=${v.policy_id} auth_info=0 chk_client_info=0 vd=${v.vd}`,
-    `serial=${hex8(v.serial)} tos=ff/ff app_list=0 app=0 url_cat=0`,
+    `serial=${hex8(v.inherited_serial ?? v.serial)} tos=ff/ff app_list=0 app=0 url_cat=0`,
+    // A child shows its parent's serial (seed 004); this line links it to the parent itself.
+    ...(v.parent !== undefined ? [`expectation: parent=${hex8(v.parent)} helper=${v.expected?.helper ?? ''} kind=${v.expected?.kind ?? ''} own_serial=${hex8(v.serial)}`] : []),
     'rpdb_link_id=00000000 ngfwid=n/a',
     v.offloaded ? 'npu_state=0x000000 ofld=kernel' : 'npu_state=0x000001 no_offload',
     ...(v.offloaded ? [] : [`no_ofld_reason:  ${v.no_ofld_reason ?? 'not-established'}`]),

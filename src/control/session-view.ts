@@ -13,6 +13,10 @@ export interface SessionView {
   timeout: number;
   refresh_dir: 'both' | 'org' | 'reply';
   helper?: string;
+  /** A child of an expectation: its parent's serial, the serial it inherited and what it used. */
+  parent?: number;
+  inherited_serial?: number;
+  expected?: { helper: string; kind: string };
   policy_id: number;
   vd: number;
   offloaded: boolean;
@@ -57,6 +61,9 @@ export function viewOf(s: Session, now: number, offloadEnabled = true): SessionV
     timeout: s.timeout,
     refresh_dir: REFRESH[s.refreshDir],
     ...(s.helper ? { helper: s.helper } : {}),
+    ...(s.parent !== undefined ? { parent: s.parent } : {}),
+    ...(s.inheritedSerial !== undefined ? { inherited_serial: s.inheritedSerial } : {}),
+    ...(s.expected ? { expected: { helper: s.expected.helper, kind: s.expected.kind } } : {}),
     policy_id: s.policyId,
     vd: s.vd,
     offloaded: s.offloaded,

@@ -32,7 +32,7 @@ export function statOf(engine: SessionEngine, now: number, queue?: Record<string
   return {
     session_count: count,
     setup_rate: engine.setupRate(now),
-    exp_count: 0,
+    exp_count: engine.expectations.size,
     clash: c.clash,
     memory_tension_drop: engine.admission.counters.refusedMemory,
     ephemeral,

@@ -4,6 +4,24 @@
 import type { FlowTuple } from '../packet/types.js';
 import type { PolicyMatch, RefreshDirection, Verdict } from './types.js';
 import { defaultLimits, type LimitsConfig } from './limits.js';
+import { DEFAULT_HELPER_BINDINGS, HelperTable } from '../helpers/registry.js';
+import { DEFAULT_HELPER_OPTIONS, type HelperOptions } from '../helpers/types.js';
+
+/** Limits and lifetimes of expectation sessions (config system session-helper-options). */
+export interface ExpectationConfig {
+  /** Lifetime (s) of an expectation whose helper gives none (vendor: "usually 30 seconds"). */
+  timeout: number;
+  /** Expectations one control session may hold; more are refused. */
+  maxPerSession: number;
+  /** Expectations in the whole table. */
+  max: number;
+  /** Ending a control session also ends the sessions its expectations became. */
+  clearChildren: boolean;
+  /** Out-of-order bytes buffered per direction of a helper's TCP stream. */
+  streamBuffer: number;
+}
+
+export const DEFAULT_EXPECTATION_CONFIG: ExpectationConfig = { timeout: 30, maxPerSession: 16, max: 8192, clearChildren: false, streamBuffer: 65536 };
 
 export interface TtlRule {
   proto: number;
@@ -49,6 +67,10 @@ export interface EngineConfig {
   vdomNames: string[];
   /** Users, per-VDOM limits, conserve mode / fail-open, per-service accounting ports (limits.ts). */
   limits: LimitsConfig;
+  /** Helper per protocol/port (config system session-helper). */
+  helpers: HelperTable;
+  helperOptions: HelperOptions;
+  expectations: ExpectationConfig;
   /** The policy lookup; the config layer builds it from `config firewall policy`. */
   policy: (t: FlowTuple, indev: number, outdev: number, icmpType?: number) => PolicyMatch;
 }
@@ -74,6 +96,9 @@ export function defaultEngineConfig(over: Partial<EngineConfig> = {}): EngineCon
     vdomNames: ['root'],
     limits: defaultLimits(),
     vdoms: [],
+    helpers: new HelperTable(DEFAULT_HELPER_BINDINGS),
+    helperOptions: DEFAULT_HELPER_OPTIONS,
+    expectations: DEFAULT_EXPECTATION_CONFIG,
     ...over,
   };
 }

@@ -1,17 +1,27 @@
 // The session table and the decision for each queued packet. No I/O, no clock: the caller passes
 // `now` (ms) and carries out the returned effects, so live mode, replay and tests drive the same code.
 
-import { IPPROTO_TCP, IPPROTO_UDP, type FlowTuple } from '../packet/types.js';
+import { IPPROTO_TCP, IPPROTO_UDP, TCP_SYN, type FlowTuple } from '../packet/types.js';
+import type { ControlView, HelperResult, SessionHelper } from '../helpers/types.js';
+import { newStream, streamFeed, type StreamState } from '../helpers/stream.js';
+import { ExpectationTable, type Expectation, type ExpectationEndReason } from './expectations.js';
 import { ttlFor, vdomSettings, type EngineConfig } from './engine-config.js';
 import { Admission } from './admission.js';
 import { ExpiryQueue } from './expiry-queue.js';
 import { flowKey, reverseTuple, sameTuple } from './flow-key.js';
 import { tcpAdvance, tcpFromKernel, tcpInitial, tcpPhase } from './tcp-state.js';
 import type {
-  Decision, Direction, Effect, KernelFlowReport, Packet, Session, SessionEndReason,
+  Decision, Direction, Effect, KernelFlowReport, Packet, PolicyMatch, Session, SessionEndReason,
 } from './types.js';
 
 interface Slot { session: Session; dir: Direction }
+
+/** A helper attached to a session, with its parser state and the two reassembled streams. */
+export interface HelperSlot {
+  helper: SessionHelper<unknown>;
+  state: unknown;
+  streams: [StreamState, StreamState];
+}
 
 export interface EngineCounters {
   packets: number;
@@ -29,6 +39,8 @@ export interface EngineCounters {
   clash: number;
   offloadRequests: number;
   offloadFailures: number;
+  /** Packets a helper could not parse because it threw (a bug; the packet is still decided). */
+  helperErrors: number;
   /** Sessions deleted by an operator (diagnose sys session clear). */
   deleted: number;
   /** Times a filtered clear ran. */
@@ -38,9 +50,9 @@ export interface EngineCounters {
 function newCounters(): EngineCounters {
   return {
     packets: 0, accepted: 0, dropped: 0, malformed: {}, fragments: 0, sessionsCreated: 0,
-    sessionsEnded: { ttl: 0, 'tcp-close': 0, 'kernel-destroy': 0, 'kernel-gone': 0, clear: 0, replaced: 0 },
+    sessionsEnded: { ttl: 0, 'tcp-close': 0, 'kernel-destroy': 0, 'kernel-gone': 0, clear: 0, replaced: 0, 'parent-closed': 0 },
     policyDenied: 0, tcpWithoutSyn: 0, icmpErrorsRelated: 0, icmpErrorsUnrelated: 0, tableFull: 0,
-    clash: 0, offloadRequests: 0, offloadFailures: 0, deleted: 0, flushes: 0,
+    clash: 0, offloadRequests: 0, offloadFailures: 0, helperErrors: 0, deleted: 0, flushes: 0,
   };
 }
 
@@ -56,6 +68,12 @@ export class SessionEngine {
   readonly admission = new Admission(() => this.config);
   /** Session creations per whole second, for setup_rate. */
   private setupWindow = { second: 0, count: 0, last: 0 };
+  /** Expectation sessions opened by helpers (seed 004). */
+  readonly expectations = new ExpectationTable();
+  /** Helper state by session serial. */
+  private readonly helperSlots = new Map<number, HelperSlot>();
+  /** Child sessions by parent serial. */
+  private readonly childrenOf = new Map<number, Set<number>>();
 
   constructor(public config: EngineConfig) {}
 
@@ -64,6 +82,11 @@ export class SessionEngine {
   sessions(): IterableIterator<Session> { return this.bySerial.values(); }
 
   bySerialNumber(serial: number): Session | undefined { return this.bySerial.get(serial); }
+
+  helperSlot(serial: number): HelperSlot | undefined { return this.helperSlots.get(serial); }
+
+  /** Serials of the sessions that expectations of this session became. */
+  children(serial: number): number[] { return [...(this.childrenOf.get(serial) ?? [])]; }
 
   lookup(t: FlowTuple): { session: Session; dir: Direction } | undefined {
     const s = this.table.get(flowKey(t));
@@ -138,8 +161,10 @@ export class SessionEngine {
     const pkt = p.decoded;
     if (!pkt.ok) throw new Error('unreachable');
     const t = pkt.tuple;
-    // The policy comes first: it names the VDOM whose settings apply to everything below.
-    const pol = this.config.policy(t, p.indev, p.outdev, pkt.icmpType);
+    // A connection a helper expected is a pinhole: it needs no policy and inherits its parent's.
+    const exp = this.expectations.match(t);
+    // Otherwise the policy comes first: it names the VDOM whose settings apply to everything below.
+    const pol = exp ? this.inheritedPolicy(exp) : this.config.policy(t, p.indev, p.outdev, pkt.icmpType);
     if (pol.action === 'deny') {
       this.counters.policyDenied++;
       return { verdict: 'drop', reason: `policy-deny:${pol.policyId}`, effects: [] };
@@ -161,8 +186,27 @@ export class SessionEngine {
       if (gate.cause === 'table-full') this.counters.tableFull++;
       return gate.decision;
     }
+    const s = this.newSession(t, pol, state, p.indev, p.outdev, pkt.length, now);
+    this.setTimer(s, now);
+    this.insert(s);
+    this.admission.track(s, now);
+    this.counters.sessionsCreated++;
+    this.countSetup(now);
+    const effects: Effect[] = [{ kind: 'session-start', session: s }];
+    if (exp) this.adopt(s, exp, now, effects);
+    this.attachHelper(s, exp);
+    if (s.helper) this.runHelper(s, 'org', p, now, effects);
+    return { verdict: 'accept', reason: exp ? `expected:${exp.helper}` : `allowed:${pol.policyId}`, session: s, dir: 'org', effects };
+  }
+
+  private inheritedPolicy(exp: Expectation): PolicyMatch {
+    const parent = this.bySerial.get(exp.parent);
+    return { policyId: exp.policyId, action: 'accept', logTraffic: parent?.logTraffic ?? true, vd: exp.vd };
+  }
+
+  private newSession(t: FlowTuple, pol: PolicyMatch, state: [number, number], indev: number, outdev: number, length: number, now: number): Session {
     const ttl = pol.sessionTtl ? { ...ttlFor(this.config, t, pol.vd), timeout: pol.sessionTtl, fromRule: true } : ttlFor(this.config, t, pol.vd);
-    const s: Session = {
+    return {
       serial: this.nextSerial++,
       orig: t,
       reply: reverseTuple(t),
@@ -176,21 +220,134 @@ export class SessionEngine {
       ttl: ttl.timeout,
       ttlFromRule: ttl.fromRule,
       refreshDir: ttl.refreshDir,
-      org: { bytes: pkt.length, packets: 1, allowErr: 0 },
+      org: { bytes: length, packets: 1, allowErr: 0 },
       rep: { bytes: 0, packets: 0, allowErr: 0 },
-      devOrg: [p.indev, p.outdev],
+      devOrg: [indev, outdev],
       devReply: [0, 0],
       offloaded: false,
       offloadPending: false,
-      rate: { at: now, orgBytes: pkt.length, replyBytes: 0, txBps: 0, rxBps: 0 },
+      rate: { at: now, orgBytes: length, replyBytes: 0, txBps: 0, rxBps: 0 },
       logTraffic: pol.logTraffic,
     };
-    this.setTimer(s, now);
-    this.insert(s);
-    this.admission.track(s, now);
-    this.counters.sessionsCreated++;
-    this.countSetup(now);
-    return { verdict: 'accept', reason: `allowed:${pol.policyId}`, session: s, dir: 'org', effects: [{ kind: 'session-start', session: s }] };
+  }
+
+  /** A new session is the connection an expectation waited for: link it and use the expectation up. */
+  private adopt(s: Session, exp: Expectation, now: number, effects: Effect[]): void {
+    s.parent = exp.parent;
+    s.inheritedSerial = exp.serial;
+    s.expected = { id: exp.id, helper: exp.helper, kind: exp.kind };
+    let set = this.childrenOf.get(exp.parent);
+    if (!set) this.childrenOf.set(exp.parent, (set = new Set()));
+    set.add(s.serial);
+    this.endExpectation(exp, 'used', now, effects, s.serial);
+    this.expectations.recordUse(exp, s.serial, now);
+    // The other direction of the same media/data stream may have been expected too (SDP offers
+    // and answers both open one): the new session already carries it.
+    const back = this.expectations.match(s.reply);
+    if (back && back.parent === exp.parent) this.endExpectation(back, 'used', now, effects, s.serial);
+  }
+
+  private attachHelper(s: Session, exp: Expectation | undefined): void {
+    const h = exp?.childHelper ? this.config.helpers.byName(exp.childHelper) : this.config.helpers.lookup(s.orig.proto, s.orig.dport);
+    if (!h) return;
+    s.helper = h.name;
+    let state: unknown;
+    try {
+      state = h.init(this.controlView(s));
+    } catch {
+      this.counters.helperErrors++;
+      s.helper = undefined;
+      return;
+    }
+    this.helperSlots.set(s.serial, { helper: h, state, streams: [newStream(), newStream()] });
+  }
+
+  private controlView(s: Session): ControlView { return { orig: s.orig, reply: s.reply }; }
+
+  /** Feeds a packet's payload to the session's helper and turns what it asks for into expectations. */
+  private runHelper(s: Session, dir: Direction, p: Packet, now: number, effects: Effect[]): void {
+    const slot = this.helperSlots.get(s.serial);
+    const pkt = p.decoded;
+    if (!slot || !pkt.ok || !p.data) return;
+    const payload = p.data.subarray(pkt.payloadOffset, pkt.payloadOffset + pkt.payloadLength);
+    let chunks: Buffer[];
+    if (s.orig.proto === IPPROTO_TCP) {
+      const st = slot.streams[dir === 'org' ? 0 : 1];
+      chunks = streamFeed(st, pkt.tcpSeq ?? 0, (pkt.tcpFlags & TCP_SYN) !== 0, payload, this.config.expectations.streamBuffer);
+    } else {
+      chunks = payload.length ? [payload] : [];
+    }
+    for (const c of chunks) {
+      let r: HelperResult | undefined;
+      try {
+        r = slot.helper.data(slot.state, dir, c, this.controlView(s), this.config.helperOptions);
+      } catch {
+        this.counters.helperErrors++;
+        continue;
+      }
+      if (r) this.helperResult(s, slot.helper.name, r, now, effects);
+    }
+  }
+
+  private helperResult(s: Session, helper: string, r: HelperResult, now: number, effects: Effect[]): void {
+    const refuse = (reason: string, detail: string) => {
+      const refusal = { at: now, helper, parent: s.serial, reason, detail };
+      this.expectations.refuse(refusal);
+      effects.push({ kind: 'expect-refused', refusal });
+    };
+    for (const x of r.refuse ?? []) refuse(x.reason, x.detail);
+    if (r.release?.length) {
+      for (const x of this.expectations.ofParent(s.serial)) {
+        if (x.tag !== undefined && r.release.includes(x.tag)) this.endExpectation(x, 'released', now, effects);
+      }
+    }
+    const cfg = this.config.expectations;
+    for (const q of r.expect ?? []) {
+      const family = q.dst.includes(':') ? 6 : 4;
+      if (family !== s.orig.family || (q.src !== '' && q.src.includes(':') !== (family === 6))) {
+        refuse('malformed', `${q.kind} ${q.src} -> ${q.dst}:${q.dport}: address family differs from the control session`);
+        continue;
+      }
+      const same = this.expectations.findSame(q);
+      if (same) this.endExpectation(same, 'replaced', now, effects);
+      if (this.expectations.countOfParent(s.serial) >= cfg.maxPerSession) {
+        refuse('limit-per-session', `${q.kind} ${q.src} -> ${q.dst}:${q.dport}: session already holds ${cfg.maxPerSession} expectations`);
+        continue;
+      }
+      if (this.expectations.size >= cfg.max) {
+        refuse('limit-table', `${q.kind} ${q.src} -> ${q.dst}:${q.dport}: expectation table full (${cfg.max})`);
+        continue;
+      }
+      const tracks = q.timeout === 0;
+      const lifetime = tracks || q.timeout === undefined ? cfg.timeout : q.timeout;
+      const x = this.expectations.add({
+        parent: s.serial,
+        serial: s.inheritedSerial ?? s.serial,
+        policyId: s.policyId,
+        vd: s.vd,
+        helper,
+        kind: q.kind,
+        family,
+        proto: q.proto,
+        src: q.src,
+        sport: q.sport,
+        dst: q.dst,
+        dport: q.dport,
+        createdAt: now,
+        expireAt: now + lifetime * 1000,
+        tracksParent: tracks,
+        lifetime,
+        sessionTimeout: s.timeout,
+        ...(q.childHelper ? { childHelper: q.childHelper } : {}),
+        ...(q.tag !== undefined ? { tag: q.tag } : {}),
+      });
+      effects.push({ kind: 'expect-add', expectation: x });
+    }
+  }
+
+  private endExpectation(x: Expectation, reason: ExpectationEndReason, now: number, effects: Effect[], child?: number): void {
+    if (!this.expectations.remove(x, reason)) return;
+    effects.push({ kind: 'expect-end', expectation: x, reason, at: now, ...(child !== undefined ? { child } : {}) });
   }
 
   private update(s: Session, dir: Direction, p: Packet, now: number): Decision {
@@ -212,6 +369,7 @@ export class SessionEngine {
     if (this.refreshes(s, dir)) this.setTimer(s, now);
     else if (s.orig.proto === IPPROTO_TCP && tcpPhase(s.state) !== 'established') this.setTimer(s, now);
     this.rate(s, now);
+    if (s.helper) this.runHelper(s, dir, p, now, effects);
     if (this.config.offload && !s.offloaded && !s.offloadPending && !s.helper && this.established(s)) {
       s.offloadPending = true;
       this.counters.offloadRequests++;
@@ -297,11 +455,30 @@ export class SessionEngine {
   }
 
   private end(s: Session, reason: SessionEndReason, now: number, kernelDelete: boolean): Effect[] {
+    if (this.bySerial.get(s.serial) !== s) return [];
     this.remove(s, now);
     this.counters.sessionsEnded[reason]++;
     const effects: Effect[] = [];
     if (kernelDelete) effects.push({ kind: 'ct-delete', serial: s.serial, orig: s.orig });
     effects.push({ kind: 'session-end', session: s, reason, at: now });
+    // Its expectations close with it (seed 004); its children only if configured.
+    for (const x of this.expectations.ofParent(s.serial)) this.endExpectation(x, reason === 'clear' ? 'clear' : 'parent-closed', now, effects);
+    this.helperSlots.delete(s.serial);
+    if (s.parent !== undefined) {
+      const siblings = this.childrenOf.get(s.parent);
+      siblings?.delete(s.serial);
+      if (siblings && !siblings.size) this.childrenOf.delete(s.parent);
+    }
+    const kids = this.childrenOf.get(s.serial);
+    if (kids) {
+      this.childrenOf.delete(s.serial);
+      if (this.config.expectations.clearChildren) {
+        for (const k of kids) {
+          const c = this.bySerial.get(k);
+          if (c) effects.push(...this.end(c, 'parent-closed', now, true));
+        }
+      }
+    }
     effects.push(...this.admission.settle(now, this.bySerial.size));
     return effects;
   }
@@ -315,6 +492,7 @@ export class SessionEngine {
   tick(now: number): Effect[] {
     const effects: Effect[] = [];
     effects.push(...this.admission.tick(now, this.bySerial.size));
+    for (const x of this.expectations.expired(now)) this.endExpectation(x, 'timeout', now, effects);
     for (const s of this.expiry.popExpired(now, (x) => this.bySerial.get(x.serial) === x)) {
       const closed = s.orig.proto === IPPROTO_TCP && tcpPhase(s.state) !== 'established' && tcpPhase(s.state) !== 'opening';
       effects.push(...this.end(s, closed ? 'tcp-close' : 'ttl', now, true));
@@ -338,6 +516,10 @@ export class SessionEngine {
    */
   kernelReport(r: KernelFlowReport, now: number): Effect[] {
     const slot = this.table.get(flowKey(r.orig));
+    if (!slot && (r.event === 'new' || r.event === 'dump') && r.mark !== undefined && (r.mark & this.config.offloadMark) !== 0) {
+      const exp = this.expectations.match(r.orig);
+      if (exp) return this.childFromKernel(r, exp, now);
+    }
     if (!slot || slot.dir !== 'org') {
       if (!slot && r.event === 'destroy') this.admission.forgetBypass(r.orig);
       return [];
@@ -369,6 +551,31 @@ export class SessionEngine {
     }
     if (r.event === 'destroy') return this.end(s, s.orig.proto === IPPROTO_TCP ? 'tcp-close' : 'kernel-destroy', now, false);
     return [];
+  }
+
+  /**
+   * The kernel let a connection through one of our pinholes on its own (the nft set marked it
+   * offloaded, so its packets never reach the queue): record it as the expectation's child.
+   */
+  private childFromKernel(r: KernelFlowReport, exp: Expectation, now: number): Effect[] {
+    const pol = this.inheritedPolicy(exp);
+    const gate = this.admission.admit(r.orig, pol, this.bySerial.size, now);
+    if (!gate.track) return [];
+    const state: [number, number] = r.orig.proto === IPPROTO_TCP
+      ? (r.tcpState !== undefined ? tcpFromKernel(r.tcpState) ?? [2, 0] : [2, 0])
+      : [0, (r.counters?.replyPackets ?? 0) > 0 ? 1 : 0];
+    const s = this.newSession(r.orig, pol, state, 0, 0, r.counters?.origBytes ?? 0, now);
+    s.org.packets = r.counters?.origPackets ?? 1;
+    s.offloaded = true;
+    this.setTimer(s, now);
+    this.insert(s);
+    this.admission.track(s, now);
+    this.counters.sessionsCreated++;
+    this.countSetup(now);
+    const effects: Effect[] = [{ kind: 'session-start', session: s }];
+    this.adopt(s, exp, now, effects);
+    effects.push(...this.kernelReport({ ...r, event: 'update' }, now));
+    return effects;
   }
 
   private learnNat(s: Session, r: KernelFlowReport): void {

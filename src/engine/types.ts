@@ -2,6 +2,7 @@
 // everything it wants done to the world (kernel, logs) goes out as Effect values.
 
 import type { DecodedPacket, FlowTuple, PacketResult } from '../packet/types.js';
+import type { Expectation, ExpectationEndReason, ExpectationRefusal } from './expectations.js';
 
 export type Direction = 'org' | 'reply';
 export type RefreshDirection = 'both' | 'outgoing' | 'incoming';
@@ -43,7 +44,14 @@ export interface Session {
   reply: FlowTuple;
   policyId: number;
   vd: number;
+  /** The session helper parsing this session's payload (it then stays in userspace). */
   helper?: string;
+  /** A child of an expectation: the serial (engine key) of the session whose helper expected it. */
+  parent?: number;
+  /** A child's serial as shown: inherited from the parent (seed 004), which may itself have inherited it. */
+  inheritedSerial?: number;
+  /** A child: the expectation it used. */
+  expected?: { id: number; helper: string; kind: string };
   /** Endpoint states: [original side, reply side]. UDP/ICMP use [0, replySeen ? 1 : 0]. */
   state: [number, number];
   createdAt: number;
@@ -89,13 +97,18 @@ export interface Packet extends PacketMeta {
   data?: Buffer;
 }
 
-export type SessionEndReason = 'ttl' | 'tcp-close' | 'kernel-destroy' | 'kernel-gone' | 'clear' | 'replaced';
+export type SessionEndReason = 'ttl' | 'tcp-close' | 'kernel-destroy' | 'kernel-gone' | 'clear' | 'replaced' | 'parent-closed';
 
 export type Effect =
   | { kind: 'offload'; serial: number; orig: FlowTuple; mark: number; kernelTimeout: number }
   | { kind: 'ct-delete'; serial: number; orig: FlowTuple }
   | { kind: 'session-start'; session: Session }
   | { kind: 'session-end'; session: Session; reason: SessionEndReason; at: number }
+  /** A helper's expectation: open its pinhole in the kernel (timeout 0 = as long as it lives). */
+  | { kind: 'expect-add'; expectation: Expectation }
+  /** An expectation ended: close its pinhole. `child` is the session that used it. */
+  | { kind: 'expect-end'; expectation: Expectation; reason: ExpectationEndReason; child?: number; at: number }
+  | { kind: 'expect-refused'; refusal: ExpectationRefusal }
   /** Conserve mode entered or left, or the one-shot fail-open latch set or reset (src/engine/admission.ts). */
   | { kind: 'conserve'; event: 'enter' | 'leave' | 'one-shot-latched' | 'one-shot-reset'; reasons: string[]; memory: number; at: number };
 

@@ -15,6 +15,7 @@ import { KernelConntrack, type KernelConn } from './conntrack.js';
 import { NF_ACCEPT, NF_DROP } from './nfqueue-codec.js';
 import { PacketQueue, type QueuedPacket } from './queue.js';
 import { Ruleset, type InstallResult } from './ruleset.js';
+import { PinholeSet, type PinholeKey } from './pinholes.js';
 
 export interface DatapathHandlers {
   /** Decides one packet; called for every packet of a burst with the burst's time. */
@@ -58,6 +59,7 @@ export class Datapath {
   private ruleset?: Ruleset;
   private queue?: PacketQueue;
   private conntrack?: KernelConntrack;
+  private pinholes?: PinholeSet;
   private syncing = false;
   private readonly queues: number[];
 
@@ -101,6 +103,7 @@ export class Datapath {
     });
     const res = await this.ruleset.install();
     this.mechanism = res.mechanism;
+    this.pinholes = new PinholeSet(cfg.table);
     this.log.info({ mechanism: res.mechanism, table: res.table, hooks: res.hooks, queues: res.queues, bypass: res.bypass },
       res.mechanism === 'xt-nfqueue' ? 'kernel has no nft queue: queueing with the xt NFQUEUE target (iptables-nft)' : 'queueing with nft queue');
     q.start();
@@ -134,6 +137,19 @@ export class Datapath {
   deleteKernelEntry(orig: FlowTuple): Promise<boolean> {
     if (!this.conntrack) return Promise.resolve(false);
     return this.conntrack.delete({ tuple: orig });
+  }
+
+  /** Opens the kernel pinhole of an expectation (timeoutMs 0: until closed). */
+  pinholeAdd(k: PinholeKey, timeoutMs: number): Promise<boolean> {
+    return this.pinholes ? this.pinholes.add(k, timeoutMs) : Promise.resolve(false);
+  }
+
+  pinholeDelete(k: PinholeKey): Promise<boolean> {
+    return this.pinholes ? this.pinholes.delete(k) : Promise.resolve(false);
+  }
+
+  pinholeStats(): Record<string, number> {
+    return { ...(this.pinholes?.stats ?? { added: 0, deleted: 0, alreadyGone: 0, failed: 0 }) };
   }
 
   /** Dumps the kernel table: counters and activity of offloaded sessions, and ends missed by an overrun. */
@@ -176,5 +192,6 @@ export class Datapath {
     }
     this.queue?.close();
     this.conntrack?.close();
+    this.pinholes?.close();
   }
 }

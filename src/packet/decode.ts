@@ -195,10 +195,12 @@ function decodeL4(
       const doff = (b[l4 + 12] >> 4) << 2;
       if (doff < 20) return BAD_TCP_OFF;
       if (doff > avail) return TRUNC_TCP;
-      return result(
+      const r = result(
         family, proto, src, dst, (b[l4] << 8) | b[l4 + 1], (b[l4 + 2] << 8) | b[l4 + 3],
         length, b[l4 + 13], -1, -1, l4 + doff, avail - doff, fragment,
       );
+      r.tcpSeq = ((b[l4 + 4] << 24) | (b[l4 + 5] << 16) | (b[l4 + 6] << 8) | b[l4 + 7]) >>> 0;
+      return r;
     }
     case IPPROTO_UDP: {
       if (avail < 8) return TRUNC_UDP;

@@ -30,6 +30,8 @@ export interface DecodedPacket {
   length: number;
   /** TCP flag byte (0 for other protocols). */
   tcpFlags: number;
+  /** TCP sequence number (TCP only): session helpers reassemble the control stream with it. */
+  tcpSeq?: number;
   /** ICMP/ICMPv6 type and code, -1 when not ICMP. */
   icmpType: number;
   icmpCode: number;

@@ -106,7 +106,7 @@ t.test('structure errors name what was expected', (t) => {
   t.equal(one('next'), "s.conf:1:1: 'next' without an open 'edit'");
   t.equal(one('config a\n set x "unterminated\nend'), 's.conf:2:8: unterminated double-quoted string');
   t.equal(one('config a\n  set x\nend'), "s.conf:2:8: expected a value after 'set x'");
-  t.equal(one('bogus'), "s.conf:1:1: unknown statement 'bogus': expected config, edit, set, unset, next or end");
+  t.equal(one('bogus'), "s.conf:1:1: unknown statement 'bogus': expected config, edit, delete, set, unset, next or end");
   t.equal(one('edit 1'), "s.conf:1:1: 'edit' outside a 'config' block");
   t.end();
 });

@@ -38,7 +38,7 @@ t.test('IPv4 TCP: exact result', async (t) => {
   t.strictSame(decode(p), {
     ok: true,
     tuple: { family: 4, proto: 6, src: A, dst: B, sport: 40000, dport: 80 },
-    length: 60, tcpFlags: 0x18, icmpType: -1, icmpCode: -1, payloadOffset: 40, payloadLength: 20, fragment: false,
+    length: 60, tcpFlags: 0x18, icmpType: -1, icmpCode: -1, payloadOffset: 40, payloadLength: 20, fragment: false, tcpSeq: 1000,
   });
 });
 

@@ -7,6 +7,7 @@ import type { DaemonContext } from '../context.js';
 import { applyFilterArgs, compileFilter, isEmptyFilter, type SessionFilter } from '../filter.js';
 import type { Handler } from '../server.js';
 import { viewOf } from '../session-view.js';
+import { expectationView, filterableView } from '../expectation-view.js';
 import { fullStatOf, statOf } from '../stat.js';
 import type { ControlViews } from '../views.js';
 
@@ -35,11 +36,20 @@ export function sessionHandlers(ctx: DaemonContext, views: ControlViews): Record
       views.sessionFilter = applyFilterArgs(views.sessionFilter, a);
       return { filter: views.sessionFilter as SessionFilter };
     },
-    'session.list': () => {
+    'session.list': (args) => {
       const now = ctx.now();
       const f = views.sessionFilter;
       const test = isEmptyFilter(f) ? undefined : compileFilter(f);
       const ifname = (i: number) => ctx.ifname(i);
+      if (args.what === 'expectation') {
+        const expectations = [];
+        for (const x of ctx.engine.expectations.all()) {
+          const v = expectationView(x, now);
+          if (!test || test(filterableView(v), ifname)) expectations.push(v);
+        }
+        return { expectations, total: expectations.length };
+      }
+      if (args.what !== undefined) throw new Error(`unknown list '${String(args.what)}': expected 'expectation' or nothing`);
       const sessions = [];
       for (const s of ctx.engine.sessions()) {
         const v = viewOf(s, now, offload());
