@@ -254,3 +254,9 @@ export class DaemonMetrics {
     return this.registry.contentType;
   }
 }
+
+/** Expectations waiting in the engine's table (0 while the engine has none). */
+export function expectationCount(engine: SessionEngine): number {
+  const table = (engine as unknown as { expectations?: { size?: number } }).expectations;
+  return typeof table?.size === 'number' ? table.size : 0;
+}
