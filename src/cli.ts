@@ -28,9 +28,29 @@ export function buildProgram(): Command {
   withControl(program.command('run'))
     .description('run the daemon in the foreground (systemd runs it the same way)')
     .option('-c, --config <file>', 'config file')
-    .action(async (opts: { config?: string; control?: string }) => {
+    .option('--state-dir <dir>', 'state directory (table snapshot); default: state-dir from the config, else $STATE_DIRECTORY, else /var/lib/nfsessiond')
+    .action(async (opts: { config?: string; control?: string; stateDir?: string }) => {
       const { runDaemon } = await import('./daemon.js');
-      await runDaemon({ configPath: opts.config, controlPath: opts.control }).catch(fail);
+      await runDaemon({ configPath: opts.config, controlPath: opts.control, stateDir: opts.stateDir }).catch(fail);
+    });
+
+  program.command('install')
+    .description('install this built checkout as a systemd service: program, wrapper, example config (kept if present), unit; enables/starts nothing unless asked')
+    .option('--root <dir>', 'write everything below this directory (DESTDIR); installed files name the paths without it', '/')
+    .option('--prefix <dir>', 'program in <prefix>/lib/nfsessiond, command in <prefix>/bin', '/usr/local')
+    .option('--sysconfdir <dir>', 'config in <sysconfdir>/nfsessiond/nfsessiond.conf', '/etc')
+    .option('--unitdir <dir>', 'directory of the systemd unit', '/etc/systemd/system')
+    .option('--node <path>', 'Node.js binary the service runs (default: this one)')
+    .option('--enable', 'systemctl enable the unit (offline with --root or without a running systemd)')
+    .option('--start', 'systemctl restart the unit (only into the running system with systemd as PID 1)')
+    .option('-n, --dry-run', 'print what would be done and change nothing')
+    .action(async (opts: { root: string; prefix: string; sysconfdir: string; unitdir: string; node?: string; enable?: boolean; start?: boolean; dryRun?: boolean }) => {
+      const { install } = await import('./service/install.js');
+      try {
+        install({ ...opts, out });
+      } catch (e) {
+        fail(e);
+      }
     });
 
   program.command('demo')
