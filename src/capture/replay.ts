@@ -32,6 +32,8 @@ import { PcapFileReader, type CapturedPacket } from './pcap.js';
 
 export const ORG_IF = 1;
 export const REPLY_IF = 2;
+/** dev= of replies: in through 2, out through 1 (shared, never mutated). */
+const REPLY_DEVS: [number, number] = [REPLY_IF, ORG_IF];
 
 export interface ReplayOptions {
   files: string[];
@@ -188,18 +190,14 @@ export class Replayer {
   /** One whole L3 packet at time `ts`. */
   decide(data: Buffer, ts: number): void {
     const p = this.pkt;
-    const decoded = decode(data);
-    p.decoded = decoded;
+    p.decoded = decode(data);
     p.data = data;
-    // A packet of a known session in its reply direction came in through the reply interface.
-    let reply = false;
-    if (decoded.ok && !decoded.quoted) {
-      const hit = this.engine.lookup(decoded.tuple);
-      reply = hit !== undefined && hit.dir === 'reply';
-    }
-    p.indev = reply ? REPLY_IF : ORG_IF;
-    p.outdev = reply ? ORG_IF : REPLY_IF;
+    // Every packet is handed in as entering through interface 1: the policy of a new session
+    // (whose first packet defines the original direction) sees 1 -> 2. A reply, which entered
+    // through interface 2, gets its dev= pair set here from the engine's answer: looking the
+    // flow up before deciding would cost a second table lookup per packet.
     const d = this.engine.handlePacket(p, ts);
+    if (d.dir === 'reply' && d.session && d.reason === 'existing') d.session.devReply = REPLY_DEVS;
     this.decided++;
     this.verdictReasons.set(d.reason, (this.verdictReasons.get(d.reason) ?? 0) + 1);
     if (d.effects.length) this.apply(d.effects);
