@@ -2,11 +2,17 @@
 // session helper to a TCP or UDP port and protocol"), resolved to the helper modules here.
 
 import { ftpHelper } from './ftp.js';
+import { tftpHelper } from './tftp.js';
+import { sunrpcHelper } from './sunrpc.js';
+import { dcerpcHelper } from './dcerpc.js';
 import type { SessionHelper } from './types.js';
 
 /** Helpers with a parser. Names of the vendor's list without one are accepted in the config but open nothing. */
 export const HELPERS: Record<string, SessionHelper<any>> = {
   ftp: ftpHelper,
+  tftp: tftpHelper,
+  pmap: sunrpcHelper,
+  dcerpc: dcerpcHelper,
 };
 
 /** Every name the vendor's `set name` accepts. */
