@@ -43,6 +43,8 @@ export interface SpawnOptions {
   captureLimit?: number;
   /** Do not capture output (stdout/stderr go to /dev/null). */
   quiet?: boolean;
+  /** Give the process a stdin pipe (child.stdin) to drive it step by step. */
+  stdin?: boolean;
 }
 
 export interface NsProcess {
@@ -422,7 +424,7 @@ class TopologyImpl implements Topology {
     const child = cpSpawn(full[0]!, full.slice(1), {
       env: opts.env ?? process.env,
       cwd: opts.cwd,
-      stdio: ['ignore', opts.quiet ? 'ignore' : 'pipe', opts.quiet ? 'ignore' : 'pipe'],
+      stdio: [opts.stdin ? 'pipe' : 'ignore', opts.quiet ? 'ignore' : 'pipe', opts.quiet ? 'ignore' : 'pipe'],
     });
     // Keep the event loop free to exit: the process is killed on destroy()/exit anyway.
     const p = new NsProcessImpl(this.nsName(ns), argv, child, opts.captureLimit ?? 1 << 20);
