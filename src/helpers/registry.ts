@@ -2,6 +2,7 @@
 // session helper to a TCP or UDP port and protocol"), resolved to the helper modules here.
 
 import { ftpHelper } from './ftp.js';
+import { sipHelper } from './sip.js';
 import { tftpHelper } from './tftp.js';
 import { sunrpcHelper } from './sunrpc.js';
 import { dcerpcHelper } from './dcerpc.js';
@@ -10,6 +11,7 @@ import type { SessionHelper } from './types.js';
 /** Helpers with a parser. Names of the vendor's list without one are accepted in the config but open nothing. */
 export const HELPERS: Record<string, SessionHelper<any>> = {
   ftp: ftpHelper,
+  sip: sipHelper,
   tftp: tftpHelper,
   pmap: sunrpcHelper,
   dcerpc: dcerpcHelper,
