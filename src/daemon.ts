@@ -15,6 +15,8 @@ import { readMemoryPercent } from './kernel/meminfo.js';
 import { createLogger, flushLogger } from './log/logger.js';
 import { trafficRecord, type TrafficRecord } from './log/traffic.js';
 import { Datapath } from './kernel/datapath.js';
+import { DecisionCapture } from './capture/decision-capture.js';
+import { captureHandlers } from './control/handlers/capture.js';
 import { readKernelQueueCounters } from './kernel/datapath.js';
 import { formatListen } from './metrics/listen.js';
 import { DaemonMetrics, expectationCount } from './metrics/metrics.js';
@@ -54,6 +56,8 @@ export class Daemon {
   private control?: ControlServer;
   private timers: NodeJS.Timeout[] = [];
   private stopping = false;
+  /** diagnose debug capture: the decided packets with their verdicts, to a pcapng file. */
+  readonly capture = new DecisionCapture((i) => this.ifnames.name(i));
   /** Prometheus metrics, read from the engine and the kernel when scraped (src/metrics/). */
   readonly metrics = new DaemonMetrics({
     engine: () => this.engine,
@@ -82,6 +86,7 @@ export class Daemon {
         this.metrics.packetDecided();
         const d = this.engine.handlePacket(p, now);
         if (this.views.tracer.active) this.views.tracer.packet(p, d);
+        if (this.capture.active) this.capture.packet(p, d, now);
         if (d.effects.length) this.apply(d.effects, now);
         return d.verdict;
       },
@@ -96,7 +101,7 @@ export class Daemon {
     await this.datapath.start();
 
     const path = controlPath(this.opts.controlPath, cfg.controlSocket);
-    this.control = new ControlServer(path, allHandlers({
+    this.control = new ControlServer(path, { ...captureHandlers(this.capture), ...allHandlers({
       engine: this.engine,
       log: this.log,
       now: () => Date.now(),
@@ -104,7 +109,7 @@ export class Daemon {
       queueStats: () => this.datapath?.queueStats(),
       mechanism: () => this.datapath?.mechanism,
       ifname: (i) => this.ifnames.name(i),
-    }, this.views));
+    }, this.views) });
     await this.control.listen();
     await this.startMetrics();
 
@@ -243,6 +248,7 @@ export class Daemon {
     if (this.stopping) return;
     this.stopping = true;
     for (const t of this.timers) clearInterval(t);
+    this.capture.stop();
     this.opts.notifier?.stop();
     await this.metricsServer?.close();
     await this.control?.close();

@@ -325,8 +325,9 @@ export class FdSink implements ByteSink {
   constructor(private fd: number, size = 1 << 16) {
     this.buf = Buffer.allocUnsafe(size);
   }
-  static open(path: string): FdSink {
-    return new FdSink(openSync(path, 'w', 0o600));
+  /** Creates (or truncates) `path`, mode 0600; with exclusive, fails if it exists. */
+  static open(path: string, exclusive = false): FdSink {
+    return new FdSink(openSync(path, exclusive ? 'wx' : 'w', 0o600));
   }
   write(b: Buffer): void {
     if (this.n + b.length > this.buf.length) this.flush();

@@ -5,6 +5,7 @@ import { registerDebug } from './debug.js';
 import { registerLimits } from './limits.js';
 import { registerExecute } from './log.js';
 import { registerSession } from './session.js';
+import { registerSniffer } from './sniffer.js';
 
 export function registerDiagnose(program: Command): void {
   const diagnose = program.command('diagnose').description('inspect the running daemon');
@@ -12,5 +13,6 @@ export function registerDiagnose(program: Command): void {
   registerSession(sys);
   registerLimits(diagnose, sys);
   registerDebug(diagnose);
+  registerSniffer(diagnose);
   registerExecute(program);
 }
