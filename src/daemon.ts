@@ -15,6 +15,7 @@ import { readMemoryPercent } from './kernel/meminfo.js';
 import { createLogger, flushLogger } from './log/logger.js';
 import { trafficRecord, type TrafficRecord } from './log/traffic.js';
 import { Datapath } from './kernel/datapath.js';
+import { readSnapshot, retireSnapshot, writeSnapshot } from './state/snapshot.js';
 import { DecisionCapture } from './capture/decision-capture.js';
 import { captureHandlers } from './control/handlers/capture.js';
 import { readKernelQueueCounters } from './kernel/datapath.js';
@@ -81,6 +82,9 @@ export class Daemon {
 
   async start(): Promise<void> {
     const cfg = this.config;
+    // The snapshot goes in before the queue delivers a packet: a packet of a restored session
+    // must find it (a mid-stream TCP segment of an unknown session would be dropped).
+    const restored = cfg.snapshot ? this.restoreSnapshot() : [];
     this.datapath = new Datapath(cfg, this.log, {
       decide: (p, now) => {
         this.metrics.packetDecided();
@@ -99,6 +103,7 @@ export class Daemon {
       onKernelDump: (reports, now) => this.apply(this.engine.reconcileDump(reports, now), now),
     });
     await this.datapath.start();
+    await this.reconcileKernel(restored);
 
     const path = controlPath(this.opts.controlPath, cfg.controlSocket);
     this.control = new ControlServer(path, { ...captureHandlers(this.capture), ...allHandlers({
@@ -134,6 +139,48 @@ export class Daemon {
     // systemd: ready only now, with the ruleset installed and the queue bound.
     this.opts.notifier?.ready(this.statusText());
     this.opts.notifier?.start(() => this.statusText());
+  }
+
+  private restoreSnapshot(): Effect[] {
+    const r = readSnapshot(this.stateDir);
+    if (r.kind === 'none') return [];
+    if (r.kind === 'bad') {
+      this.log.error({ path: r.path, err: r.error, movedTo: r.movedTo }, 'table snapshot unreadable: starting with an empty table');
+      return [];
+    }
+    const { effects, report } = this.engine.restore(r.snapshot, Date.now());
+    retireSnapshot(r.path);
+    this.log.info({ path: r.path, savedAt: new Date(r.snapshot.savedAt).toISOString(), ...report }, 'table restored from snapshot');
+    return effects;
+  }
+
+  /** Re-opens restored pinholes, then lines our table up with the kernel's (see SessionEngine.reconcileRestart). */
+  private async reconcileKernel(restored: Effect[]): Promise<void> {
+    let now = Date.now();
+    if (restored.length) this.apply(restored, now);
+    let conns;
+    try {
+      conns = await this.datapath!.dumpKernel();
+    } catch (e) {
+      this.log.warn({ err: (e as Error).message }, 'conntrack dump at start failed: restored sessions are checked by the periodic sync');
+      return;
+    }
+    now = Date.now();
+    const r = this.engine.reconcileRestart(conns, this.config.restartUnknown, now);
+    if (r.effects.length) this.apply(r.effects, now);
+    if (r.ended || r.adopted || r.expired) {
+      this.log.info({ ended: r.ended, adopted: r.adopted, expired: r.expired, mode: this.config.restartUnknown }, 'kernel conntrack table reconciled at start');
+    }
+  }
+
+  private writeSnapshot(): void {
+    try {
+      const snap = this.engine.snapshot(Date.now());
+      const path = writeSnapshot(this.stateDir, snap);
+      this.log.info({ path, sessions: snap.sessions.length, expectations: snap.expectations.length }, 'table snapshot written');
+    } catch (e) {
+      this.log.error({ err: (e as Error).message, stateDir: this.stateDir }, 'writing the table snapshot failed');
+    }
   }
 
   /** State directory (table snapshot): --state-dir, then state-dir, then $STATE_DIRECTORY, then /var/lib/nfsessiond. */
@@ -253,6 +300,8 @@ export class Daemon {
     await this.metricsServer?.close();
     await this.control?.close();
     await this.datapath?.stop();
+    // After the queue is closed nothing changes the table any more.
+    if (this.config.snapshot && this.datapath) this.writeSnapshot();
     this.log.info('stopped');
   }
 }

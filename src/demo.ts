@@ -41,7 +41,7 @@ export async function runDemo(opts: { keep?: boolean } = {}): Promise<void> {
   const topo = await createTopology({ label: 'demo' });
   try {
     say(`# topology ${topo.prefix}: client ${topo.addr.client.v4} / ${topo.addr.client.v6} -> router -> server ${topo.addr.server.v4} / ${topo.addr.server.v6}`);
-    const daemon = topo.spawn('router', [process.execPath, cli, 'run', '--config', config, '--control', control]);
+    const daemon = topo.spawn('router', [process.execPath, cli, 'run', '--config', config, '--control', control, '--state-dir', dir]);
     await daemon.waitForLine(/"msg":"ready"/, { timeoutMs: 20_000 });
     say('# nfsessiond is running on the router (queue 0, offload of established sessions to the kernel)');
 

@@ -26,6 +26,9 @@ export interface DaemonConfig {
   metrics: { enabled: boolean; listen: ListenAddress };
   /** state-dir as configured; '' = $STATE_DIRECTORY, else /var/lib/nfsessiond (service/paths.ts). */
   stateDir: string;
+  /** Snapshot the table on shutdown and restore it on start. */
+  snapshot: boolean;
+  restartUnknown: 'adopt' | 'expire';
   /** Traffic log: start records too, and how many records `execute log display` keeps. */
   trafficLog: { sessionStart: boolean; memoryRecords: number };
   /** VDOM names by index; 0 is root. */
@@ -246,6 +249,8 @@ export function parseConfig(text: string, file = '<config>'): DaemonConfig {
     logLevel: sys['log-level'] as string,
     metrics: { enabled: sys.metrics as boolean, listen: metricsListen as ListenAddress },
     stateDir: sys['state-dir'] as string,
+    snapshot: sys.snapshot as boolean,
+    restartUnknown: sys['restart-unknown-sessions'] as 'adopt' | 'expire',
     trafficLog: { sessionStart: sys['log-session-start'] as boolean, memoryRecords: sys['log-memory-records'] as number },
     vdomNames,
     policies,

@@ -5,6 +5,7 @@ import { IPPROTO_TCP, IPPROTO_UDP, TCP_SYN, type FlowTuple } from '../packet/typ
 import type { ControlView, HelperResult, SessionHelper } from '../helpers/types.js';
 import { newStream, streamFeed, type StreamState } from '../helpers/stream.js';
 import { ExpectationTable, type Expectation, type ExpectationEndReason } from './expectations.js';
+import { HELPERS } from '../helpers/registry.js';
 import { ttlFor, vdomSettings, type EngineConfig } from './engine-config.js';
 import { Admission } from './admission.js';
 import { ExpiryQueue } from './expiry-queue.js';
@@ -15,6 +16,23 @@ import type {
 } from './types.js';
 
 interface Slot { session: Session; dir: Direction }
+
+/**
+ * The table as plain data, written on shutdown and read on start (src/state/snapshot.ts), so a
+ * restart keeps sessions with their serials, policy ids, timers and counters, the pending
+ * expectations and each helper's parser state. Times are absolute (ms since the epoch).
+ */
+export interface EngineSnapshot {
+  version: 1;
+  savedAt: number;
+  nextSerial: number;
+  sessions: Session[];
+  expectations: Expectation[];
+  helpers: Array<{ serial: number; helper: string; state: unknown }>;
+}
+
+/** What restore() did, for the start-up log. */
+export interface RestoreReport { sessions: number; expectations: number; expiredSessions: number; expiredExpectations: number; helpersMissing: number }
 
 /** A helper attached to a session, with its parser state and the two reassembled streams. */
 export interface HelperSlot {
@@ -498,6 +516,102 @@ export class SessionEngine {
       effects.push(...this.end(s, closed ? 'tcp-close' : 'ttl', now, true));
     }
     return effects;
+  }
+
+  snapshot(now: number): EngineSnapshot {
+    const helpers: EngineSnapshot['helpers'] = [];
+    for (const [serial, slot] of this.helperSlots) helpers.push({ serial, helper: slot.helper.name, state: slot.state });
+    return { version: 1, savedAt: now, nextSerial: this.nextSerial, sessions: [...this.bySerial.values()], expectations: [...this.expectations.all()], helpers };
+  }
+
+  /**
+   * Loads a snapshot into an empty table. Sessions and expectations whose time ran out while the
+   * daemon was down are dropped (their kernel entries deleted); pending expectations come back as
+   * expect-add effects so the shell re-opens their kernel pinholes. Helper streams restart at the
+   * next segment: control packets that passed during the restart were not seen.
+   */
+  restore(snap: EngineSnapshot, now: number): { effects: Effect[]; report: RestoreReport } {
+    const effects: Effect[] = [];
+    const report: RestoreReport = { sessions: 0, expectations: 0, expiredSessions: 0, expiredExpectations: 0, helpersMissing: 0 };
+    this.nextSerial = Math.max(this.nextSerial, snap.nextSerial);
+    for (const s of snap.sessions) {
+      if (this.bySerial.has(s.serial)) continue;
+      if (s.expireAt <= now) {
+        report.expiredSessions++;
+        this.counters.sessionsEnded.ttl++;
+        effects.push({ kind: 'ct-delete', serial: s.serial, orig: s.orig }, { kind: 'session-end', session: s, reason: 'ttl', at: now });
+        continue;
+      }
+      s.timerAt = 0;
+      s.offloadPending = false;
+      this.insert(s);
+      this.admission.track(s, now);
+      report.sessions++;
+    }
+    for (const s of this.bySerial.values()) {
+      if (s.parent === undefined || !this.bySerial.has(s.parent)) continue;
+      let set = this.childrenOf.get(s.parent);
+      if (!set) this.childrenOf.set(s.parent, (set = new Set()));
+      set.add(s.serial);
+    }
+    for (const h of snap.helpers) {
+      const helper = HELPERS[h.helper];
+      if (!this.bySerial.has(h.serial)) continue;
+      if (!helper) { report.helpersMissing++; continue; }
+      this.helperSlots.set(h.serial, { helper, state: h.state, streams: [newStream(), newStream()] });
+    }
+    for (const x of snap.expectations) {
+      if (!this.bySerial.has(x.parent) || (!x.tracksParent && x.expireAt <= now)) { report.expiredExpectations++; continue; }
+      this.expectations.restore(x);
+      effects.push({ kind: 'expect-add', expectation: x });
+      report.expectations++;
+    }
+    return { effects, report };
+  }
+
+  /**
+   * After a restart, the kernel's table against ours: a session the kernel no longer has ended
+   * while we were down; an entry we never knew (a connection made while no daemon decided) is
+   * adopted as a session of policy 0 and offloaded, or deleted from the kernel ('expire').
+   */
+  reconcileRestart(conns: KernelFlowReport[], mode: 'adopt' | 'expire', now: number): { effects: Effect[]; ended: number; adopted: number; expired: number } {
+    const effects: Effect[] = [];
+    const present = new Set<number>();
+    let adopted = 0;
+    let expired = 0;
+    for (const c of conns) {
+      const slot = this.table.get(flowKey(c.orig));
+      if (slot) { present.add(slot.session.serial); continue; }
+      if (this.expectations.match(c.orig)) continue;
+      if (mode === 'expire') {
+        expired++;
+        effects.push({ kind: 'ct-delete', serial: 0, orig: c.orig });
+        continue;
+      }
+      const pol: PolicyMatch = { policyId: 0, action: 'accept', logTraffic: false, vd: 0 };
+      const state: [number, number] = c.orig.proto === IPPROTO_TCP ? (c.tcpState !== undefined ? tcpFromKernel(c.tcpState) ?? [1, 1] : [1, 1]) : [0, (c.counters?.replyPackets ?? 0) > 0 ? 1 : 0];
+      const s = this.newSession(c.orig, pol, state, 0, 0, c.counters?.origBytes ?? 0, now);
+      s.org.packets = c.counters?.origPackets ?? 0;
+      this.setTimer(s, now);
+      this.insert(s);
+      this.admission.track(s, now);
+      this.counters.sessionsCreated++;
+      adopted++;
+      effects.push({ kind: 'session-start', session: s });
+      effects.push(...this.kernelReport({ ...c, event: 'dump' }, now));
+      if (this.config.offload && (c.mark === undefined || (c.mark & this.config.offloadMark) === 0)) {
+        s.offloadPending = true;
+        this.counters.offloadRequests++;
+        effects.push({ kind: 'offload', serial: s.serial, orig: s.orig, mark: this.config.offloadMark, kernelTimeout: this.config.kernelTimeout });
+      } else if (c.mark !== undefined && (c.mark & this.config.offloadMark) !== 0) s.offloaded = true;
+    }
+    let ended = 0;
+    for (const s of [...this.bySerial.values()]) {
+      if (present.has(s.serial) || s.createdAt >= now) continue;
+      ended++;
+      effects.push(...this.end(s, 'kernel-gone', now, false));
+    }
+    return { effects, ended, adopted, expired };
   }
 
   /** The kernel confirmed (or refused) the offload the engine asked for. */

@@ -152,6 +152,11 @@ export class Datapath {
     return { ...(this.pinholes?.stats ?? { added: 0, deleted: 0, alreadyGone: 0, failed: 0 }) };
   }
 
+  /** The kernel's conntrack table as reports (for the restart reconciliation). */
+  async dumpKernel(): Promise<KernelFlowReport[]> {
+    return this.conntrack ? (await this.conntrack.dump()).map(toReport) : [];
+  }
+
   /** Dumps the kernel table: counters and activity of offloaded sessions, and ends missed by an overrun. */
   async syncKernel(): Promise<void> {
     if (!this.conntrack || this.syncing) return;

@@ -43,7 +43,8 @@ export async function startDaemon(topo: Topology, config: string, opts: { dir?: 
   const configPath = join(dir, 'nfsessiond.conf');
   const control = join(dir, 'control.sock');
   writeFileSync(configPath, config);
-  const proc = topo.spawn('router', [process.execPath, CLI, 'run', '--config', configPath, '--control', control]);
+  // Each daemon keeps its table snapshot in its own directory: tests run side by side.
+  const proc = topo.spawn('router', [process.execPath, CLI, 'run', '--config', configPath, '--control', control, '--state-dir', dir]);
   try {
     await proc.waitForLine(/"msg":"ready"/, { timeoutMs: 20_000 });
   } catch (e) {
