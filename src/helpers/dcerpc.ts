@@ -202,7 +202,8 @@ function readBind(p: Pdu): PendingBind | undefined {
     const id = u16(b, off, p.le);
     const nSyn = b[off + 2];
     const uuid = readUuid(b, off + 4, p.le);
-    const major = u16(b, off + 20, p.le);
+    // if_version is a u32: major version in the low 16 bits, minor in the high 16.
+    const major = u32(b, off + 20, p.le) & 0xffff;
     let ndr = false;
     off += 24;
     for (let j = 0; j < nSyn; j++) {

@@ -1,4 +1,7 @@
+import { existsSync } from 'node:fs';
 import t from 'tap';
+import { replayFiles } from '../../src/capture/replay.js';
+import { parseConfig } from '../../src/config/load.js';
 import { SessionEngine } from '../../src/engine/engine.js';
 import { defaultEngineConfig } from '../../src/engine/engine-config.js';
 import type { Effect, PolicyMatch } from '../../src/engine/types.js';
@@ -130,5 +133,22 @@ t.test('the parser never throws and opens nothing on random non-request input', 
   }
   t.equal(opened, requests, 'only well-formed requests from the client open anything');
   t.equal(st.requests, requests);
+  t.end();
+});
+
+const CORPUS = '/work/shared/corpus/pcaps/tftp';
+t.test('corpus captures 20 and 22: the data flow from the server\'s new port is the expected child', { skip: !existsSync(CORPUS) && 'no corpus' }, (t) => {
+  for (const [file, ctl, data] of [
+    ['tftp-rrq-rfc1350-wireshark.pcap', '192.168.0.253:50618 -> 192.168.0.10:69', '192.168.0.10:3445 -> 192.168.0.253:50618'],
+    ['zeek-tftp-rrq-oack-unsupported-opcode.pcap', '127.0.0.1:60027 -> 127.0.0.1:69', '127.0.0.1:50012 -> 127.0.0.1:60027'],
+  ]) {
+    const r = replayFiles({ files: [`${CORPUS}/${file}`], config: parseConfig('') });
+    const tup = (x: { src: string; sport: number; dst: string; dport: number }) => `${x.src}:${x.sport} -> ${x.dst}:${x.dport}`;
+    t.same(r.sessions.map((s) => [tup(s.orig_tuple), s.helper, s.parent]), [[ctl, 'tftp', undefined], [data, undefined, 1]], file);
+    t.same(r.expectation_uses.map((u) => [u.expectation.kind, u.expectation.src, u.expectation.sport, u.expectation.dst, u.expectation.dport]),
+      [['tftp-data', data.split(':')[0], 0, ctl.split(':')[0], +ctl.split(' ')[0].split(':')[1]]]);
+    t.same(r.expectations, []);
+    t.same(r.refusals, []);
+  }
   t.end();
 });
