@@ -22,7 +22,8 @@ import { engineConfigFor } from '../config/load.js';
 import { SessionEngine } from '../engine/engine.js';
 import type { Effect, Packet, Session } from '../engine/types.js';
 import { decode } from '../packet/decode.js';
-import { formatSessionList, formatStat, type StatView } from '../control/format.js';
+import { writeSync } from 'node:fs';
+import { formatSession, formatStat, type StatView } from '../control/format.js';
 import { viewOf, type SessionView } from '../control/session-view.js';
 import { statOf } from '../control/stat.js';
 import { formatProxyWorker, proxyWorkerOf, type ProxyWorkerView } from '../control/limits-format.js';
@@ -334,11 +335,23 @@ export function formatExpectation(x: ExpectationView): string {
 
 const iso = (ms: number) => (Number.isFinite(ms) ? new Date(ms).toISOString() : '-');
 
-/** The text report: the same sections as --json, in the daemon's view layouts where there is one. */
+/** The text report as one string (see writeReplayReport). */
 export function formatReplayReport(r: ReplayReport): string {
+  const parts: string[] = [];
+  writeReplayReport(r, (t) => parts.push(t));
+  return parts.join('');
+}
+
+/**
+ * The text report: the same sections as --json, in the daemon's view layouts where there is
+ * one. Written piece by piece (a session at a time) so a large table is never one string.
+ */
+export function writeReplayReport(r: ReplayReport, write: (text: string) => void): void {
   const out: string[] = [];
-  out.push('=== sessions (diagnose sys session list)');
-  out.push(formatSessionList(r.sessions).trimEnd());
+  const flush = () => { if (out.length) write(`${out.join('\n')}\n`); out.length = 0; };
+  write('=== sessions (diagnose sys session list)\n');
+  for (const v of r.sessions) write(`${formatSession(v)}\n\n`);
+  out.push(`total session: ${r.sessions.length}`);
   out.push('', '=== expectations');
   for (const x of r.expectations) out.push(formatExpectation(x));
   out.push(`total expectation: ${r.expectations.length}`);
@@ -363,7 +376,38 @@ export function formatReplayReport(r: ReplayReport): string {
   out.push(`first=${iso(s.first_ts)} last=${iso(s.last_ts)} at=${iso(s.at)} ticks=${s.ticks}`);
   out.push(`sessions created=${s.sessions_created} ended=${Object.entries(s.sessions_ended).map(([k, v]) => `${k}:${v}`).join(',') || '0'}`);
   out.push(`interfaces: ${ORG_IF}=${s.interfaces.org} (original direction) ${REPLY_IF}=${s.interfaces.reply} (replies)`);
-  return `${out.join('\n')}\n`;
+  flush();
+}
+
+/** The report as one JSON document, written a session at a time. */
+export function writeReplayJson(r: ReplayReport, write: (text: string) => void): void {
+  const { sessions, ...rest } = r;
+  write(`{"replay":${JSON.stringify(rest.replay)},\n"sessions":[`);
+  sessions.forEach((v, i) => write(`${i ? ',' : ''}\n${JSON.stringify(v)}`));
+  write('\n]');
+  for (const [k, v] of Object.entries(rest)) if (k !== 'replay') write(`,\n${JSON.stringify(k)}:${JSON.stringify(v)}`);
+  write('\n}\n');
+}
+
+/** A write function that batches into 64 KiB blocks on a file descriptor (flush() at the end). */
+export function fdWriter(fd: number): { write: (text: string) => void; flush: () => void } {
+  let buf: string[] = [];
+  let n = 0;
+  const flush = () => {
+    if (!n) return;
+    const b = Buffer.from(buf.join(''));
+    let off = 0;
+    while (off < b.length) {
+      try {
+        off += writeSync(fd, b, off, b.length - off);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'EAGAIN') throw e;
+      }
+    }
+    buf = [];
+    n = 0;
+  };
+  return { write: (t: string) => { buf.push(t); n += t.length; if (n >= 65536) flush(); }, flush };
 }
 
 export type { Session };
