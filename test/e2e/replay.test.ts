@@ -94,3 +94,58 @@ t.test('replayed captures of a live run give the live table', async (t) => {
     }
   });
 });
+
+// FTP through the helper: the data connections pass only as expectations of the control
+// session (the policy allows tcp/21 alone). The replay of the client-side capture must open
+// the same expectations and turn them into the same child sessions.
+const FTP_CONFIG = `
+config system nfsessiond
+    set kernel-sync-interval 1
+end
+config firewall policy
+    edit 21
+        set srcintf "veth-c"
+        set dstintf "veth-s"
+        set srcaddr "all"
+        set dstaddr "all"
+        set service "FTP"
+        set action accept
+    next
+end
+`;
+
+t.test('FTP (passive PASV, active PORT): the replay opens and uses the expectations the live run did', async (t) => {
+  const { startVsftpd, ftpTransfer } = await import('../../src/topology/ftp.js');
+  await withTopology(t, async (topo) => {
+    const ftp = await startVsftpd(topo, { files: { 'file.bin': 100_000 } });
+    t.teardown(() => ftp.stop());
+    const d = await startDaemon(topo, FTP_CONFIG);
+    t.teardown(() => d.stop());
+    const a = topo.addr;
+    const file = join(d.dir, 'ftp.pcap');
+    const cap = topo.spawn('router', ['tcpdump', '-U', '-n', '-s', '262144', '-i', 'veth-c', '-w', file, `host ${a.client.v4} and host ${a.server.v4}`]);
+    await cap.waitForLine(/listening on/, { stream: 'stderr', timeoutMs: 15_000 });
+    t.equal((await ftpTransfer(topo, ftp.url('file.bin'), { rfc959: true })).bytes, 100_000, 'passive PASV');
+    t.equal((await ftpTransfer(topo, ftp.url('file.bin'), { active: true, rfc959: true })).bytes, 100_000, 'active PORT');
+    // Settled: every connection closed and gone from the live table.
+    const live = await eventually(async () => {
+      const l = await d.json<ListJson>('diagnose', 'sys', 'session', 'list');
+      return l.sessions.length === 0 ? { at: Date.now() } : undefined;
+    }, 20_000, 500);
+    t.ok(live, 'the live table emptied once the transfers closed');
+    await cap.kill('SIGTERM');
+    if (!live) return;
+    const r = JSON.parse(await runCli(['replay', file, '--config', d.configPath, '--json', '--at', String(live.at / 1000),
+      '--org-if', 'veth-c', '--reply-if', 'veth-s'])) as ReplayReport;
+    t.equal(r.total, 0, 'the replayed table at that time is empty too');
+    t.equal(r.verdicts.drop, 0, 'nothing the live run let through is dropped in the replay');
+    t.equal(r.refusals.length, 0);
+    // Two control sessions, each with one data connection that an expectation let in.
+    t.equal(r.verdicts.reasons['allowed:21'], 2);
+    t.equal(r.verdicts.reasons['expected:ftp'], 2);
+    t.equal(r.expectation_uses.length, 2);
+    const uses = r.expectation_uses.map((u) => `${u.expectation.kind} ${u.expectation.src}->${u.expectation.dst}`).sort();
+    t.same(uses, [`ftp-data ${a.client.v4}->${a.server.v4}`, `ftp-data ${a.server.v4}->${a.client.v4}`], 'passive: client to server; active: server to client');
+    t.ok(r.expectation_uses.every((u) => u.child !== u.expectation.parent));
+  });
+});
