@@ -1,0 +1,120 @@
+// Restarts lose nothing: a long TCP stream and an FTP control connection with a pending PASV
+// expectation go through the router; the daemon is stopped (SIGTERM: snapshot written) and
+// started again (snapshot restored, pinholes re-opened, kernel table reconciled). The stream
+// finishes without a reset, serials and policy ids are unchanged, the expectation is still
+// there and the data connection it announced succeeds. A corrupt snapshot is reported and the
+// daemon starts with an empty table.
+
+import { mkdtempSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import t from 'tap';
+import { withTopology } from '../../src/topology/netns.js';
+import { curlFetch, fixturePath, startHttpServer } from '../../src/topology/peers.js';
+import { startVsftpd } from '../../src/topology/ftp.js';
+import type { SessionView } from '../../src/control/session-view.js';
+import type { ExpectationView } from '../../src/control/expectation-view.js';
+import { eventually, startDaemon } from '../lib/daemon.js';
+
+const CONFIG = `
+config system nfsessiond
+    set kernel-sync-interval 1
+end
+config firewall address
+    edit "clients"
+        set subnet 198.51.100.0/24
+    next
+end
+config firewall service custom
+    edit "ftp-web"
+        set tcp-portrange 21 8080
+    next
+end
+config firewall policy
+    edit 31
+        set srcintf "veth-c"
+        set dstintf "veth-s"
+        set srcaddr "clients"
+        set dstaddr "all"
+        set service "ftp-web"
+        set action accept
+    next
+end
+`;
+
+interface Sessions { sessions: SessionView[] }
+interface Expectations { expectations: ExpectationView[] }
+
+t.test('a restart keeps the stream, the serials, the policy ids and the pending FTP expectation', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'nfsessiond-restart-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  await withTopology(t, async (topo) => {
+    const http = await startHttpServer(topo, { bodySize: 10_000_000 });
+    const ftp = await startVsftpd(topo);
+    t.teardown(() => ftp.stop());
+    let d = await startDaemon(topo, CONFIG, { dir });
+
+    // A rate-limited stream of about 20 s: it spans the restart.
+    const stream = curlFetch(topo, http.urlFor(10_000_000), { timeoutMs: 90_000, extraArgs: ['--limit-rate', '150k'] });
+    const ctl = topo.spawn('client', [process.execPath, fixturePath('ftp-control.mjs'), topo.addr.server.v4, '21'], { stdin: true });
+    await ctl.waitForLine(/"reply":"220/);
+    for (const cmd of ['USER anonymous', 'PASS x', 'PASV']) ctl.child.stdin!.write(`send ${cmd}\n`);
+    const pasvLine = await ctl.waitForLine(/"reply":"227/);
+    const port = (JSON.parse(pasvLine) as { pasv: { port: number } }).pasv.port;
+
+    const before = await eventually(async () => {
+      const s = (await d.json<Sessions>('diagnose', 'sys', 'session', 'list')).sessions;
+      const web = s.find((x) => x.orig_tuple.dport === 8080);
+      return web?.offloaded ? s : undefined;
+    });
+    t.ok(before, 'the stream is established and offloaded');
+    const web0 = before!.find((x) => x.orig_tuple.dport === 8080)!;
+    const ctl0 = before!.find((x) => x.orig_tuple.dport === 21)!;
+    const exp0 = (await d.json<Expectations>('diagnose', 'sys', 'session', 'list', 'expectation')).expectations;
+    t.equal(exp0.length, 1);
+
+    const live = (await d.json<Sessions>('diagnose', 'sys', 'session', 'list')).sessions.find((x) => x.orig_tuple.dport === 8080);
+    t.match(live, { proto_state: '11' }, 'the stream is still running when the daemon stops');
+    t.equal(await d.stop(), 0, 'SIGTERM: clean exit');
+    t.match(d.proc.stdout(), /"sessions":\d+,"expectations":1,"msg":"table snapshot written"/);
+    t.ok(existsSync(join(dir, 'sessions.json')));
+
+    d = await startDaemon(topo, CONFIG, { dir });
+    t.teardown(() => d.stop());
+    t.match(d.proc.stdout(), /"expectations":1,"expiredSessions":0,"expiredExpectations":0,"helpersMissing":0,"msg":"table restored from snapshot"/);
+    const after = (await d.json<Sessions>('diagnose', 'sys', 'session', 'list')).sessions;
+    const web1 = after.find((x) => x.orig_tuple.dport === 8080);
+    const ctl1 = after.find((x) => x.orig_tuple.dport === 21);
+    t.match(web1, { serial: web0.serial, policy_id: 31, orig_tuple: web0.orig_tuple, offloaded: true }, 'the stream session, same serial and policy');
+    t.match(ctl1, { serial: ctl0.serial, policy_id: 31, helper: 'ftp' }, 'the control session, same serial, its helper attached');
+    t.ok(web1!.org.bytes >= web0.org.bytes, 'counters carried over');
+    const exp1 = (await d.json<Expectations>('diagnose', 'sys', 'session', 'list', 'expectation')).expectations;
+    t.match(exp1, [{ id: exp0[0].id, serial: ctl0.serial, policy_id: 31, tuple: { dport: port } }], 'the expectation is still there');
+    const set = (await topo.execOk('router', ['nft', 'list', 'set', 'inet', 'nfsessiond', 'pinholes4'])).stdout;
+    t.match(set, new RegExp(`\\. tcp \\. ${port} `), 'and its kernel pinhole is open again');
+
+    ctl.child.stdin!.write('data LIST\n');
+    const listing = JSON.parse(await ctl.waitForLine(/"data":/)) as { data: number };
+    t.ok(listing.data > 0, `the data connection announced before the restart succeeds: ${listing.data} bytes`);
+    const child = await eventually(async () => (await d.json<Sessions>('diagnose', 'sys', 'session', 'list')).sessions.find((x) => x.orig_tuple.dport === port));
+    t.match(child, { parent: ctl0.serial, inherited_serial: ctl0.serial, policy_id: 31 });
+
+    const r = await stream;
+    t.equal(r.bytes, 10_000_000, 'the stream finished without a reset');
+    t.equal(r.exitCode, 0);
+    ctl.child.stdin!.write('close\n');
+  });
+});
+
+t.test('a corrupt snapshot is reported and the daemon starts with an empty table', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'nfsessiond-restart-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  writeFileSync(join(dir, 'sessions.json'), '{"version":1,"nextSerial":');
+  await withTopology(t, async (topo) => {
+    const d = await startDaemon(topo, CONFIG, { dir });
+    t.teardown(() => d.stop());
+    t.match(d.proc.stdout(), /"err":"not JSON: [^"]+".*"msg":"table snapshot unreadable: starting with an empty table"/);
+    t.ok(existsSync(join(dir, 'sessions.json.bad')), 'moved aside for a look');
+    t.match(await d.cli('diagnose', 'sys', 'session', 'stat'), /session_count=0 /);
+  });
+});
