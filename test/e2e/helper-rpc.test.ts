@@ -150,3 +150,91 @@ t.test('pmap: with the helper deleted, the service port needs a policy and rpcin
     t.ok(denied && parseInt(denied[1], 16) > 0, 'the service connection met the implicit deny');
   });
 });
+
+interface EpmOut { binding?: string; answer?: string; error?: string }
+
+async function startEpm(topo: Topology, towerAddr?: string): Promise<{ service: number }> {
+  const p = topo.spawn('server', [PY, join(FIXTURES, 'epm-server.py'), topo.addr.server.v4, '135', ...(towerAddr ? [towerAddr] : [])]);
+  const line = await p.waitForLine(/"service"/, { timeoutMs: 20_000 });
+  await waitForTcpListen(topo, 'server', 135);
+  return JSON.parse(line) as { service: number };
+}
+
+async function epmClient(topo: Topology, mode?: 'maponly'): Promise<EpmOut> {
+  const r = await topo.exec('client', [PY, join(FIXTURES, 'epm-client.py'), topo.addr.server.v4, '135', ...(mode ? [mode] : [])], { timeoutMs: 30_000 });
+  return Object.assign({}, ...r.stdout.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as EpmOut)) as EpmOut;
+}
+
+t.test('dcerpc: impacket maps the interface through the endpoint mapper and calls it on its dynamic port', async (t) => {
+  await withTopology(t, async (topo) => {
+    const { service } = await startEpm(topo);
+    const d = await startDaemon(topo, CONFIG());
+    t.teardown(() => d.stop());
+    const r = await epmClient(topo);
+    t.equal(r.binding, `ncacn_ip_tcp:${topo.addr.server.v4}[${service}]`, 'ept_map answered with the service port');
+    t.equal(r.answer, 'pong', `the call on the dynamic port was answered ${r.error ?? ''}`);
+    const sessions = (await d.json<Sessions>('diagnose', 'sys', 'session', 'list')).sessions;
+    const child = sessions.find((s) => s.orig_tuple.dport === service);
+    t.ok(child, 'the service connection is a session');
+    t.match(child, { policy_id: 111, expected: { helper: 'dcerpc', kind: 'dcerpc' } });
+    t.equal((await d.json<Expectations>('diagnose', 'sys', 'session', 'list', 'expectation')).expectations.length, 0, 'used up');
+  });
+});
+
+t.test('dcerpc: the expectation tracks its parent (list while the mapper connection is open), used, and ended with the parent', async (t) => {
+  await withTopology(t, async (topo) => {
+    const { service } = await startEpm(topo);
+    const d = await startDaemon(topo, CONFIG());
+    t.teardown(() => d.stop());
+    const c = topo.spawn('client', [PY, join(FIXTURES, 'epm-client.py'), topo.addr.server.v4, '135', 'hold'], { stdin: true });
+    await c.waitForLine(/"binding"/, { timeoutMs: 20_000 });
+    const control = (await d.json<Sessions>('diagnose', 'sys', 'session', 'list')).sessions.find((s) => s.orig_tuple.dport === 135);
+    t.match(control, { helper: 'dcerpc', policy_id: 111 });
+    const exps = (await d.json<Expectations>('diagnose', 'sys', 'session', 'list', 'expectation')).expectations;
+    t.equal(exps.length, 1);
+    t.match(exps[0], {
+      helper: 'dcerpc', kind: 'dcerpc', proto: 6, policy_id: 111, serial: control!.serial, parent: control!.serial,
+      tracks_parent: true, lifetime: 30, timeout: control!.timeout,
+      tuple: { family: 4, proto: 6, src: topo.addr.client.v4, sport: 0, dst: topo.addr.server.v4, dport: service },
+    });
+    t.ok(exps[0].expire <= 30, `expire ${exps[0].expire} (negative once past 30 s: no strict timeout)`);
+    const set = (await topo.execOk('router', ['nft', 'list', 'set', 'inet', 'nfsessiond', 'pinholes4'])).stdout;
+    t.match(set, new RegExp(`${topo.addr.client.v4} \\. ${topo.addr.server.v4} \\. tcp \\. ${service}`), 'the pinhole is in the kernel');
+    c.child.stdin!.write('go\n');
+    const answer = await c.waitForLine(/"answer"|"error"/, { timeoutMs: 20_000 });
+    t.match(answer, /"answer": "pong"/);
+    t.same((await d.json<Expectations>('diagnose', 'sys', 'session', 'list', 'expectation')).expectations, [], 'used');
+
+    // ept_map, then the client leaves without calling the service: the expectation ends with the mapper session.
+    const r = await epmClient(topo, 'maponly');
+    t.equal(r.binding, `ncacn_ip_tcp:${topo.addr.server.v4}[${service}]`);
+    const empty = await eventually(async () => {
+      const e = (await d.json<Expectations>('diagnose', 'sys', 'session', 'list', 'expectation')).expectations;
+      return e.length === 0 ? e : undefined;
+    }, 20_000);
+    t.same(empty, [], 'the expectation ended with its parent');
+  });
+});
+
+t.test('dcerpc: with the helper deleted the service connection fails; a tower naming another host opens nothing', async (t) => {
+  await withTopology(t, async (topo) => {
+    await startEpm(topo);
+    const d = await startDaemon(topo, CONFIG(`config system session-helper\n    delete ${helperId('dcerpc', 6, 135)}\nend\n`));
+    t.teardown(() => d.stop());
+    const r = await epmClient(topo);
+    t.ok(r.binding, 'ept_map itself works (the control channel is allowed)');
+    t.notOk(r.answer, `the service is not reached: ${r.error}`);
+    t.equal((await d.json<Expectations>('diagnose', 'sys', 'session', 'list', 'expectation')).expectations.length, 0);
+  });
+  await withTopology(t, async (topo) => {
+    await startEpm(topo, '192.0.2.99');
+    const d = await startDaemon(topo, CONFIG());
+    t.teardown(() => d.stop());
+    const r = await epmClient(topo);
+    t.ok(r.binding, 'ept_map answered');
+    t.notOk(r.answer, `impacket connects to the server anyway, which was not expected: ${r.error}`);
+    t.equal((await d.json<Expectations>('diagnose', 'sys', 'session', 'list', 'expectation')).expectations.length, 0);
+    const refused = d.proc.stdout().split('\n').filter((l) => l.includes('"msg":"expectation refused"')).map((l) => JSON.parse(l) as Record<string, unknown>);
+    t.match(refused, [{ helper: 'dcerpc', reason: 'dcerpc-third-party', detail: /192\.0\.2\.99:\d+, not the server 203\.0\.113\.2/ }], 'the refusal is logged');
+  });
+});
