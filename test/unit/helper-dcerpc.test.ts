@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs';
 import t from 'tap';
 import { Replayer, replayFiles } from '../../src/capture/replay.js';
 import { parseConfig } from '../../src/config/load.js';
+import { decodeSnapshot, encodeSnapshot } from '../../src/state/snapshot.js';
 import { SessionEngine } from '../../src/engine/engine.js';
 import { defaultEngineConfig } from '../../src/engine/engine-config.js';
 import type { Effect, PolicyMatch } from '../../src/engine/types.js';
@@ -245,5 +246,24 @@ t.test('corpus capture 19: EPM bind (no first-frag flag), opnum 42, fault: no ex
   const last = [...rp.engine.sessions()].find((s) => s.orig.dport === 135);
   t.ok(last);
   t.match(rp.engine.helperSlot(last!.serial)?.state, { epmContexts: [0], calls: [], binds: [], streams: [{ lost: false }, { lost: false }] });
+  t.end();
+});
+
+t.test('a snapshot taken mid-PDU restores the helper state (Buffers included) and the response still opens the port', (t) => {
+  const { e, ctl } = setup();
+  ctl.send('client', bind(1, [{ id: 0, uuid: EPM, ver: 3 }]), 1100);
+  ctl.send('server', bindAck(1, [{ result: 0 }]), 1101);
+  ctl.send('client', request(2, 0, 3, eptMapRequest(ipTower(SVC, '0.0.0.0', 135))), 1102);
+  const resp = response(2, 0, eptMapResponse([ipTower(SVC, S, 49667)]));
+  ctl.send('server', resp.subarray(0, 40), 1103);
+  const snap = decodeSnapshot(encodeSnapshot(e.snapshot(1104)));
+  const e2 = new SessionEngine(defaultEngineConfig({ policy: controlOnly }));
+  e2.restore(snap, 1105);
+  t.match(e2.helperSlot(1)?.state, { epmContexts: [0], calls: [{ callId: 2 }], streams: [{}, { buf: Buffer.from(resp.subarray(0, 40)) }] });
+  // The same conversation (sequence numbers) continuing against the restored engine.
+  const ctl2 = Object.assign(Object.create(TcpConversation.prototype), ctl, { engine: e2 }) as TcpConversation;
+  ctl2.advance('server', 40);
+  ctl2.sendAt('server', 0, resp.subarray(40), 1106);
+  t.match([...e2.expectations.all()], [{ helper: 'dcerpc', dst: S, dport: 49667, tracksParent: true }]);
   t.end();
 });
