@@ -1,0 +1,208 @@
+// The SIP helper with real peers: a sipp UAC in the client namespace calls a sipp UAS in the
+// server namespace (scenarios in test/fixtures/sip/), the daemon on the router with a policy that
+// allows only the signalling (client -> server udp/5060). The RTP both ways gets through only
+// because the SDP offer and answer were read: while the call is up the expectation table holds
+// the media tuples with the signalling session's policy id and serial, after the BYE it is empty,
+// and with the helper deleted no media arrives. Then the same call runs through a router with the
+// kernel's nf_conntrack_sip instead of the daemon, and its expectations must equal ours.
+
+import { fileURLToPath } from 'node:url';
+import t from 'tap';
+import { withTopology, type NsProcess, type Topology } from '../../src/topology/netns.js';
+import { waitForUdpListen } from '../../src/topology/peers.js';
+import type { ExpectationView } from '../../src/control/expectation-view.js';
+import type { SessionView } from '../../src/control/session-view.js';
+import { eventually, startDaemon, type RunningDaemon } from '../lib/daemon.js';
+
+const SCENARIOS = fileURLToPath(new URL('../fixtures/sip/', import.meta.url));
+const UAS_MEDIA = 6000;
+const UAC_MEDIA = 7000;
+/** Packets in /usr/share/sip-tester/dtmf_2833_1.pcap, played once by each side. */
+const RTP_PACKETS = 10;
+
+const CONFIG = (extra = '') => `
+config system nfsessiond
+    set kernel-sync-interval 1
+end
+config firewall address
+    edit "clients"
+        set subnet 198.51.100.0/24
+    next
+end
+config firewall service custom
+    edit "sip-udp"
+        set udp-portrange 5060
+    next
+end
+config firewall policy
+    edit 31
+        set srcintf "veth-c"
+        set dstintf "veth-s"
+        set srcaddr "clients"
+        set dstaddr "all"
+        set service "sip-udp"
+        set action accept
+    next
+end
+${extra}`;
+
+interface Expectations { expectations: ExpectationView[] }
+interface Sessions { sessions: SessionView[] }
+
+/** "17 203.0.113.2->198.51.100.2:7000" */
+const key = (proto: number, src: string, dst: string, dport: number) => `${proto} ${src}->${dst}:${dport}`;
+
+/** tcpdump in a namespace, printing one line per UDP packet other than the signalling. */
+async function sniff(topo: Topology, ns: 'client' | 'server'): Promise<NsProcess> {
+  const p = topo.spawn(ns, ['tcpdump', '-i', topo.ifname[ns], '-n', '-q', '-l', 'udp and not port 5060']);
+  await p.waitForLine(/listening on/, { stream: 'stderr', timeoutMs: 10_000 });
+  return p;
+}
+
+async function exited(p: NsProcess, ms: number): Promise<number | null> {
+  const r = await Promise.race([p.exited, new Promise<undefined>((res) => setTimeout(res, ms))]);
+  if (!r) {
+    await p.kill('SIGKILL');
+    throw new Error(`${p.argv[0]} did not finish in ${ms} ms\nstdout: ${p.stdout().slice(-1500)}\nstderr: ${p.stderr().slice(-1500)}`);
+  }
+  return r.code;
+}
+
+interface CallResult { uac: number | null; uas: number | null; toServer: number; toClient: number; uacLog: string; tapServer: string; tapClient: string }
+
+/**
+ * One call: UAS on the server, UAC on the client. The UAC pauses `pauseMs` after the ACK before
+ * any media (the window `during` runs in), then both sides play 10 RTP packets, then BYE.
+ */
+async function call(topo: Topology, pauseMs: number, during?: () => Promise<void>): Promise<CallResult> {
+  const S = topo.addr.server.v4, C = topo.addr.client.v4;
+  const tapServer = await sniff(topo, 'server');
+  const tapClient = await sniff(topo, 'client');
+  const uas = topo.spawn('server', ['sipp', '-sf', `${SCENARIOS}uas.xml`, '-i', S, '-p', '5060', '-mi', S, '-mp', String(UAS_MEDIA),
+    '-m', '1', '-nostdin', '-timeout', '60s', '-timeout_error']);
+  await waitForUdpListen(topo, 'server', 5060, { timeoutMs: 10_000 });
+  const uac = topo.spawn('client', ['sipp', `${S}:5060`, '-sf', `${SCENARIOS}uac.xml`, '-i', C, '-p', '5060', '-mi', C, '-mp', String(UAC_MEDIA),
+    '-s', 'echo', '-m', '1', '-d', String(pauseMs), '-nostdin', '-timeout', '60s', '-timeout_error']);
+  try {
+    if (during) await during();
+    const uacCode = await exited(uac, 60_000);
+    const uasCode = await exited(uas, 60_000);
+    // tcpdump prints each packet as it sees it (-l); the last media left well before the BYE.
+    await new Promise((r) => setTimeout(r, 300));
+    const count = (p: NsProcess, from: string, to: string) => p.stdout().split('\n').filter((l) => l.includes(` ${from} > ${to}:`)).length;
+    return {
+      uac: uacCode,
+      uas: uasCode,
+      toServer: count(tapServer, `${C}.${UAC_MEDIA}`, `${S}.${UAS_MEDIA}`),
+      toClient: count(tapClient, `${S}.${UAS_MEDIA}`, `${C}.${UAC_MEDIA}`),
+      uacLog: uac.stdout().slice(-3000) + uac.stderr().slice(-1000),
+      tapServer: tapServer.stdout().slice(-3000),
+      tapClient: tapClient.stdout().slice(-3000),
+    };
+  } finally {
+    for (const p of [uac, uas, tapServer, tapClient]) if (p.running) await p.kill();
+  }
+}
+
+/** The four media tuples of the call: each SDP's RTP and RTCP port, from the other endpoint. */
+function mediaKeys(topo: Topology): string[] {
+  const S = topo.addr.server.v4, C = topo.addr.client.v4;
+  return [key(17, S, C, UAC_MEDIA), key(17, S, C, UAC_MEDIA + 1), key(17, C, S, UAS_MEDIA), key(17, C, S, UAS_MEDIA + 1)].sort();
+}
+
+let ours: string[] = [];
+
+t.test('a call through the sip helper: media expected from the SDP, gone after the BYE', async (t) => {
+  await withTopology(t, async (topo) => {
+    const d = await startDaemon(topo, CONFIG());
+    t.teardown(() => d.stop());
+    let during: ExpectationView[] = [];
+    let control: SessionView | undefined;
+    const r = await call(topo, 6000, async () => {
+      // Offer and answer read, no media yet: the four expectations of the call.
+      during = (await eventually(async () => {
+        const e = (await d.json<Expectations>('diagnose', 'sys', 'session', 'list', 'expectation')).expectations;
+        return e.length >= 4 ? e : undefined;
+      }, 20_000)) ?? [];
+      control = (await d.json<Sessions>('diagnose', 'sys', 'session', 'list')).sessions.find((s) => s.orig_tuple.dport === 5060);
+    });
+    t.equal(r.uac, 0, `the call completed (uac exit 0)${r.uac ? `\n${r.uacLog}` : ''}`);
+    t.equal(r.uas, 0, 'the UAS saw INVITE, ACK, INFO and BYE');
+    t.ok(control, 'the signalling session');
+    t.equal(control?.helper, 'sip');
+    t.equal(control?.policy_id, 31);
+    ours = during.map((x) => key(x.proto, x.tuple.src, x.tuple.dst, x.tuple.dport)).sort();
+    t.same(ours, mediaKeys(topo), 'RTP and RTCP of the offer (towards the client) and of the answer (towards the server)');
+    for (const x of during) {
+      t.match(x, { helper: 'sip', proto: 17, policy_id: 31, serial: control?.serial, parent: control?.serial, tracks_parent: true, tuple: { family: 4, sport: 0 } });
+      t.equal(x.kind, x.tuple.dport % 2 === 0 ? 'rtp' : 'rtcp');
+    }
+    t.equal(r.toServer, RTP_PACKETS, `every RTP packet of the UAC reached the server${r.toServer === RTP_PACKETS ? '' : `\n${r.tapServer}`}`);
+    t.equal(r.toClient, RTP_PACKETS, `every RTP packet of the UAS reached the client${r.toClient === RTP_PACKETS ? '' : `\n${r.tapClient}`}`);
+
+    const media = (await d.json<Sessions>('diagnose', 'sys', 'session', 'list')).sessions.find((s) => s.orig_tuple.proto === 17 && s.orig_tuple.dport !== 5060);
+    t.match(media, { parent: control?.serial, inherited_serial: control?.serial, policy_id: 31, expected: { helper: 'sip', kind: 'rtp' } }, 'the RTP session is the child of the signalling session');
+    const after = await eventually(async () => {
+      const e = (await d.json<Expectations>('diagnose', 'sys', 'session', 'list', 'expectation')).expectations;
+      return e.length === 0 ? e : undefined;
+    });
+    t.same(after, [], 'after the BYE no expectation is left (the unused RTCP ones were released)');
+  });
+});
+
+t.test('with the sip helper deleted the media does not get through', async (t) => {
+  await withTopology(t, async (topo) => {
+    // Entry 13 of the default session-helper list is sip udp/5060.
+    const d = await startDaemon(topo, CONFIG('config system session-helper\n    delete 13\nend\n'));
+    t.teardown(() => d.stop());
+    const r = await call(topo, 500);
+    t.equal(r.uac, 0, `the signalling still completes${r.uac ? `\n${r.uacLog}` : ''}`);
+    t.equal(r.toServer, 0, 'no RTP reached the server');
+    t.equal(r.toClient, 0, 'no RTP reached the client');
+    const sessions = (await d.json<Sessions>('diagnose', 'sys', 'session', 'list')).sessions;
+    t.ok(sessions.some((s) => s.orig_tuple.dport === 5060 && s.helper === undefined), 'the signalling session ran without a helper');
+    const denied = /policy_deny=([0-9a-f]+)/.exec(await d.cli('diagnose', 'sys', 'session', 'stat'));
+    t.ok(denied && parseInt(denied[1], 16) > 0, 'the media met the implicit deny');
+  });
+});
+
+const KERNEL_SIP = `
+table inet ksip {
+  ct helper sip-std { type "sip" protocol udp; l3proto inet; }
+  chain pre {
+    type filter hook prerouting priority filter; policy accept;
+    udp dport 5060 ct helper set "sip-std"
+  }
+}
+`;
+
+t.test('the kernel nf_conntrack_sip expects the same media on the same call', async (t) => {
+  if (!ours.length) {
+    t.fail('the daemon run gave no expectations to compare with');
+    return;
+  }
+  await withTopology(t, async (topo) => {
+    // The helper module is global to the kernel; loading it is idempotent.
+    await topo.execOk('router', ['modprobe', 'nf_conntrack_sip']).catch(() => undefined);
+    await topo.execOk('router', ['nft', '-f', '-'], { input: KERNEL_SIP });
+    const watch = topo.spawn('router', ['conntrack', '-E', 'expect']);
+    t.teardown(() => watch.kill());
+    let listed = '';
+    const r = await call(topo, 4000, async () => {
+      listed = (await eventually(async () => {
+        const out = (await topo.exec('router', ['conntrack', '-L', 'expect'])).stdout;
+        return out.split('\n').filter((l) => l.includes('proto=')).length >= 4 ? out : undefined;
+      }, 20_000)) ?? '';
+    });
+    t.equal(r.uac, 0, `the call completed through the kernel helper${r.uac ? `\n${r.uacLog}` : ''}`);
+    const parse = (text: string) => text.split('\n').flatMap((l) => {
+      const m = /proto=(\d+) src=(\S+) dst=(\S+) sport=(\d+) dport=(\d+)/.exec(l);
+      return m && (!l.includes('[') || l.includes('[NEW]')) ? [key(+m[1], m[2], m[3], +m[5])] : [];
+    }).sort();
+    const kernel = parse(listed);
+    t.ok(listed.includes('helper=sip'), 'conntrack -L expect lists the sip helper\'s expectations while the call is up');
+    t.same(kernel, ours, 'our expectations equal the kernel helper\'s (protocol, source, destination, destination port)');
+    t.same([...new Set(parse(watch.stdout()))].sort(), ours, 'and so do the kernel\'s expectation events over the whole call');
+    t.match(listed, /sport=0 /, 'both leave the source port open');
+  });
+});
