@@ -13,8 +13,8 @@ APT_PACKAGES=(
   libnetfilter-queue-dev libmnl-dev gcc g++ make python3
   # real peers for the helper tests, and the capture tools
   vsftpd lftp tftpd-hpa tftp-hpa sip-tester rpcbind python3-impacket tshark
-  # the service tests
-  systemd
+  # the service tests (systemd-analyze verify/security; vagrant validate of the Vagrantfile, no provider needed)
+  systemd vagrant
 )
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
