@@ -3,8 +3,8 @@
 // timestamp as the engine's time; engine.tick() runs each time capture time crosses a whole
 // second, as the daemon's timer does once a second. Offload requests are confirmed as the
 // kernel would confirm them. At the end the report holds the session table in the
-// `diagnose sys session list` layout, expectations (open, used by which child, refused),
-// per-service accounting and the verdict counts.
+// `diagnose sys session list` layout, expectations (open, used by which child, refused, and every
+// one created with how it ended), per-service accounting and the verdict counts.
 //
 // Interfaces: a capture has none, so the replay names two fixed indexes for the policy lookup
 // and the dev= fields: 1 for packets travelling in a session's original direction (they enter
@@ -85,6 +85,11 @@ export interface ExpectationView {
 }
 
 export interface ExpectationUseView { expectation: ExpectationView; child: number; at: number }
+/** An expectation created during the replay and how it ended (no `end`: still open at `at`). */
+export interface ExpectationCreatedView {
+  expectation: ExpectationView;
+  end?: { reason: string; at: number; child?: number };
+}
 export interface RefusalView { at: number; helper: string; parent: number; reason: string; detail: string }
 
 export interface ReplayStats {
@@ -111,6 +116,8 @@ export interface ReplayReport {
   total: number;
   expectations: ExpectationView[];
   expectation_uses: ExpectationUseView[];
+  /** Every expectation created, oldest first (the newest EXPECTATION_LOG kept); `expire` is its lifetime. */
+  expectations_created: ExpectationCreatedView[];
   refusals: RefusalView[];
   expectation_counters?: { created: number; ended: Record<string, number>; refused: Record<string, number> };
   accounting: ProxyWorkerView;
@@ -132,12 +139,17 @@ function expectationView(x: ExpectationLike, now: number): ExpectationView {
   };
 }
 
+/** Expectations the created list keeps (the newest). */
+export const EXPECTATION_LOG = 1000;
+
 /** Runs captures through a SessionEngine. Usable step by step (feed) or over files (run). */
 export class Replayer {
   readonly engine: SessionEngine;
   readonly defrag = new Defragmenter();
   readonly verdictReasons = new Map<string, number>();
   readonly ended: Record<string, number> = {};
+  /** Created expectations by id (insertion order, bounded) with their end once it came. */
+  readonly expectationLog = new Map<number, { x: ExpectationLike; end?: { reason: string; at: number; child?: number } }>();
   readonly ifnames: { org: string; reply: string };
   packets = 0;
   decided = 0;
@@ -208,6 +220,14 @@ export class Replayer {
     for (const e of effects) {
       if (e.kind === 'offload') this.engine.offloadResult(e.serial, true);
       else if (e.kind === 'session-end') this.ended[e.reason] = (this.ended[e.reason] ?? 0) + 1;
+      else if (e.kind === 'expect-add') {
+        const log = this.expectationLog;
+        log.set(e.expectation.id, { x: e.expectation });
+        if (log.size > EXPECTATION_LOG) log.delete(log.keys().next().value!);
+      } else if (e.kind === 'expect-end') {
+        const l = this.expectationLog.get(e.expectation.id);
+        if (l) l.end = { reason: e.reason, at: e.at, ...(e.child !== undefined ? { child: e.child } : {}) };
+      }
     }
   }
 
@@ -288,6 +308,7 @@ export class Replayer {
       total: sessions.length,
       expectations: xt ? [...xt.all()].map((x) => expectationView(x, now)).sort((a, b) => a.id - b.id) : [],
       expectation_uses: xt?.uses ? xt.uses.map((u) => ({ expectation: expectationView(u.expectation, u.at), child: u.child, at: u.at })) : [],
+      expectations_created: [...this.expectationLog.values()].map((l) => ({ expectation: expectationView(l.x, l.x.createdAt), ...(l.end ? { end: { ...l.end } } : {}) })),
       refusals: xt?.refusals ? xt.refusals.map((r) => ({ ...r })) : [],
       ...(xt?.counters ? { expectation_counters: JSON.parse(JSON.stringify(xt.counters)) as NonNullable<ReplayReport['expectation_counters']> } : {}),
       accounting: proxyWorkerOf(e, Number.isFinite(this.firstTs) ? Math.max(0, (now - this.firstTs) / 1000) : 0),
@@ -358,6 +379,12 @@ export function writeReplayReport(r: ReplayReport, write: (text: string) => void
   out.push('', '=== expectations used (expectation -> child session)');
   for (const u of r.expectation_uses) out.push(`${formatExpectation(u.expectation)} -> child=${hex8(u.child)} at=${iso(u.at)}`);
   out.push(`total used: ${r.expectation_uses.length}`);
+  out.push('', '=== expectations created (and how each ended)');
+  for (const c of r.expectations_created) {
+    const end = c.end ? `ended=${c.end.reason}${c.end.child !== undefined ? ` child=${hex8(c.end.child)}` : ''} at=${iso(c.end.at)}` : 'open';
+    out.push(`${formatExpectation(c.expectation)} created=${iso(c.expectation.created)} ${end}`);
+  }
+  out.push(`total created: ${r.expectations_created.length}`);
   out.push('', '=== refused expectations');
   for (const x of r.refusals) out.push(`refused: helper=${x.helper} parent=${hex8(x.parent)} reason=${x.reason} at=${iso(x.at)} ${x.detail}`);
   out.push(`total refused: ${r.refusals.length}`);
