@@ -612,8 +612,8 @@ function main(): void {
     t.equal(r.verdicts.reasons['tcp-without-syn'], noSyn.reduce((n, c) => n + c.origPkts + c.respPkts, 0), 'their packets (conn.log: 3 + 1) dropped as tcp-without-syn');
     t.equal(r.verdicts.drop, r.verdicts.reasons['tcp-without-syn']);
     // The other 32, multicast and broadcast one-packet flows included, are sessions with the same
-    // original direction, packets and IP bytes; 10 frames are not IP (ARP) and Zeek has no
-    // connection for them either.
+    // original direction, packets and IP bytes; 10 frames are not IP (6 ARP, 4 STP) and Zeek
+    // has no connection for them either.
     assertConnCounters(t, r, conns.filter((c) => !noSyn.includes(c)));
     t.equal(r.replay.non_ip, 10);
 
