@@ -75,6 +75,8 @@ interface Call {
 
 interface TcpFrame {
   buf: Buffer;
+  /** Leading bytes of buf already searched for the end of the header block (no rescans per segment). */
+  scan: number;
   /** Body bytes still to skip unread. */
   skipBody: number;
   /** Inside an over-long header block: skip to its end. */
@@ -89,7 +91,7 @@ export interface SipState {
   malformed: number;
 }
 
-const newFrame = (): TcpFrame => ({ buf: Buffer.alloc(0), skipBody: 0, skipHead: false });
+const newFrame = (): TcpFrame => ({ buf: Buffer.alloc(0), scan: 0, skipBody: 0, skipHead: false });
 
 // Compact forms (RFC 3261 §7.3.3) of the headers read here.
 const COMPACT: Record<string, string> = { i: 'call-id', l: 'content-length', c: 'content-type', e: 'content-encoding' };
@@ -181,6 +183,8 @@ function readDatagram(st: SipState, d: Buffer): Message | undefined {
 function readStream(st: SipState, f: TcpFrame, chunk: Buffer): Message[] {
   const out: Message[] = [];
   let buf = f.buf.length ? Buffer.concat([f.buf, chunk]) : chunk;
+  let scan = f.scan;
+  f.scan = 0;
   for (;;) {
     if (f.skipBody > 0) {
       const n = Math.min(f.skipBody, buf.length);
@@ -194,15 +198,17 @@ function readStream(st: SipState, f: TcpFrame, chunk: Buffer): Message[] {
       f.skipHead = false;
       buf = buf.subarray(end[1]);
     }
-    buf = buf.subarray(skipBlank(buf));
+    const blank = skipBlank(buf);
+    if (blank) { buf = buf.subarray(blank); scan = 0; }
     if (!buf.length) break;
-    const end = headEnd(buf);
+    const end = headEnd(buf, Math.max(0, scan - 3));
+    scan = 0;
     if (!end) {
       if (buf.length > MAX_HEAD) {
         st.malformed++;
         f.skipHead = true;
         buf = buf.subarray(buf.length - 3);
-      }
+      } else f.scan = buf.length;
       break;
     }
     if (end[0] > MAX_HEAD) {

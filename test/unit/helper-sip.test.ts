@@ -1,9 +1,13 @@
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import t from 'tap';
+import { replayFiles } from '../../src/capture/replay.js';
+import { parseConfig } from '../../src/config/load.js';
 import { SessionEngine } from '../../src/engine/engine.js';
 import { defaultEngineConfig } from '../../src/engine/engine-config.js';
 import type { Effect, PolicyMatch } from '../../src/engine/types.js';
 import { DEFAULT_HELPER_BINDINGS, HelperTable } from '../../src/helpers/registry.js';
-import { MAX_CALLS, sipHelper } from '../../src/helpers/sip.js';
+import { MAX_CALLS, MAX_HEAD, sipHelper } from '../../src/helpers/sip.js';
 import type { ControlView, HelperOptions } from '../../src/helpers/types.js';
 import { parseSdp } from '../../src/helpers/sdp.js';
 import { TcpConversation, udp } from '../lib/flows.js';
@@ -282,6 +286,29 @@ t.test('SIP over TCP: messages split across segments, several in one segment, co
   t.end();
 });
 
+t.test('SIP over TCP: an endless header block and an oversized body are skipped, the stream resynchronises', (t) => {
+  const h = direct(C, S, 6);
+  const offer = invite(sdp({ addr: C, media: ['audio 20000 RTP/AVP 0'] }));
+  // 20 KiB of header lines without the blank line: buffered no further than MAX_HEAD.
+  for (let i = 0; i < 20; i++) t.equal(h.send('client', `X-Filler-${i}: ${'a'.repeat(1000)}\r\n`), undefined);
+  t.ok(h.st.tcp![0].buf.length <= MAX_HEAD && h.st.tcp![0].skipHead, 'skipping the over-long block');
+  t.equal(h.st.malformed, 1);
+  t.same(h.send('client', '\r\n' + offer), { expect: [rtp(S, C, 20000), rtcp(S, C, 20001)] }, 'the next message after the blank line is read');
+  // A BYE whose body is larger than MAX_BODY: the BYE still counts, its body is skipped unread.
+  const huge = 100_000;
+  t.same(h.send('client', req('BYE', 2).replace('Content-Length: 0', `Content-Length: ${huge}`) + 'b'.repeat(30_000)), { release: [CID] });
+  t.equal(h.st.tcp![0].skipBody, huge - 30_000);
+  t.equal(h.send('client', 'b'.repeat(huge - 30_000 - 10)), undefined);
+  t.same(h.send('client', 'b'.repeat(10) + invite(sdp({ addr: C, media: ['audio 22000 RTP/AVP 0'] }), 3)), { expect: [rtp(S, C, 22000), rtcp(S, C, 22001)] });
+  t.equal(h.st.tcp![0].buf.length, 0);
+  // Byte by byte: each byte is searched once for the end of the header block.
+  const msg = invite(sdp({ addr: C, media: ['audio 24000 RTP/AVP 0'] }), 4);
+  let r;
+  for (const ch of msg) r = h.send('client', ch);
+  t.same(r, { release: [CID], expect: [rtp(S, C, 24000), rtcp(S, C, 24001)] });
+  t.end();
+});
+
 t.test('Content-Length shorter than the body: only Content-Length bytes are SDP (corpus capture 17)', (t) => {
   const h = direct();
   const body = sdp({ addr: C, media: ['audio 20000 RTP/AVP 0'] });
@@ -359,6 +386,88 @@ t.test('the parser never throws, keeps its buffers bounded and opens nothing on 
     if (h.st.tcp) t.ok(h.st.tcp.every((f) => f.buf.length <= 16384 + 65536 + 8), 'stream buffers stay bounded');
     t.ok(h.st.calls.length <= MAX_CALLS);
     t.doesNotThrow(() => JSON.stringify(h.st), 'state is plain data');
+  }
+  t.end();
+});
+
+// Third-party captures of ../shared/corpus (MANIFEST.md entries 14, 16, 17) replayed through the
+// engine with a policy that allows only the signalling: the exact expectations, and how each ends.
+// (test/unit/corpus.test.ts checks the same captures against their ground-truth files.)
+const FIXTURES = fileURLToPath(new URL('../../../shared/corpus/pcaps/sip/', import.meta.url));
+const NO_CORPUS = !existsSync(FIXTURES) && 'no corpus';
+function replaySip(file: string, anyPeer: boolean, extra = '') {
+  const config = parseConfig(`
+config system session-helper-options
+    set sip-media-any-peer ${anyPeer ? 'enable' : 'disable'}
+end
+config firewall service custom
+    edit "sip"
+        set udp-portrange 5060-5061
+    next
+end
+config firewall policy
+    edit 4
+        set srcintf "any"
+        set dstintf "any"
+        set srcaddr "all"
+        set dstaddr "all"
+        set service "sip"
+        set action accept
+    next
+end
+${extra}`);
+  const r = replayFiles({ files: [`${FIXTURES}${file}`], config });
+  return {
+    created: r.expectations_created.map((c) => `${c.expectation.kind} ${c.expectation.src}->${c.expectation.dst}:${c.expectation.dport} ${c.end?.reason ?? 'open'}`),
+    refusals: r.refusals.map((x) => `${x.reason}: ${x.detail}`),
+    verdicts: r.verdicts.reasons,
+  };
+}
+
+t.test('corpus 14 (nDPI sip.pcap): INVITEs answered 407/403 release their media; the 183 names a media host .36 that is not the SIP host .35; the RTP after the 480 is stray', { skip: NO_CORPUS }, (t) => {
+  const offer = (from: string, end = 'released') => [`rtp ${from}->192.168.1.2:30000 ${end}`, `rtcp ${from}->192.168.1.2:30001 ${end}`];
+  // INVITE to .81 then CANCEL; to .35: three calls, INVITE (407) and INVITE with credentials (403, 403, then 183 + 480).
+  const strict = replaySip('ndpi-sip-register-invite-183sdp-rtp.pcap', false);
+  t.same(strict.created, [...offer('200.68.120.81'), ...Array(6).fill(offer('212.242.33.35')).flat()]);
+  t.same(strict.refusals, ['sip-media-peer: m=audio 40392 names 212.242.33.36, not the sender 212.242.33.35']);
+  // 9 RTP + 1 RTCP from 192.168.1.2:30000/30001 to .36 after the 480 ended the call: dropped,
+  // as the kernel (flush on the INVITE's final error) would.
+  t.same(strict.verdicts, { 'allowed:4': 2, existing: 100, 'policy-deny:0': 10 });
+  const any = replaySip('ndpi-sip-register-invite-183sdp-rtp.pcap', true);
+  t.same(any.created, [
+    ...offer('200.68.120.81'), ...Array(6).fill(offer('212.242.33.35')).flat(),
+    // The 183's answer: media to .36, and the offer's media now expected from .36 (where the answer says the media comes from).
+    ...offer('212.242.33.36'),
+    'rtp 192.168.1.2->212.242.33.36:40392 released', 'rtcp 192.168.1.2->212.242.33.36:40393 released',
+  ]);
+  t.same(any.refusals, []);
+  t.end();
+});
+
+t.test('corpus 16 (suricata-verify SIP call): the INVITE offers media on .196, not the SIP host .195; the 200 answers on .204', { skip: NO_CORPUS }, (t) => {
+  const on5061 = 'config system session-helper\n    edit 30\n        set name sip\n        set protocol 17\n        set port 5061\n    next\nend\n';
+  const strict = replaySip('suricata-sip-invite-200-sdp.pcap', false, on5061);
+  t.same(strict.created, ['rtp 200.57.7.195->200.57.7.204:8000 open', 'rtcp 200.57.7.195->200.57.7.204:8001 open']);
+  t.same(strict.refusals, [
+    'sip-media-peer: m=audio 40376 names 200.57.7.196, not the sender 200.57.7.195',
+    'sip-media-peer: m=audio 40360 names 200.57.7.196, not the sender 200.57.7.195',
+  ]);
+  // With any peer: the truth's media pair 200.57.7.196:40376 <-> 200.57.7.204:8000 (+1 for RTCP); the second INVITE's offer stays unanswered.
+  const any = replaySip('suricata-sip-invite-200-sdp.pcap', true, on5061);
+  t.same(any.created, [
+    'rtp 200.57.7.204->200.57.7.196:40376 open', 'rtcp 200.57.7.204->200.57.7.196:40377 open',
+    'rtp 200.57.7.196->200.57.7.204:8000 open', 'rtcp 200.57.7.196->200.57.7.204:8001 open',
+    'rtp 200.57.7.204->200.57.7.196:40360 open', 'rtcp 200.57.7.204->200.57.7.196:40361 open',
+  ]);
+  t.same(any.refusals, []);
+  t.end();
+});
+
+t.test('corpus 17 (suricata-verify sdp.pcap): the m= lines lie beyond Content-Length and open nothing, even with any peer', { skip: NO_CORPUS }, (t) => {
+  for (const anyPeer of [false, true]) {
+    const r = replaySip('suricata-sip-sdp-fields-synthetic.pcap', anyPeer);
+    t.same(r.created, []);
+    t.same(r.refusals, [], 'no m= line was read, so none was refused either');
   }
   t.end();
 });
