@@ -232,11 +232,18 @@ t.test('BYE, CANCEL and a final error to the INVITE release the call; other call
   t.end();
 });
 
-t.test('ending the signalling session ends its media expectations', (t) => {
-  const { e, client } = engine();
+t.test('the signalling session timing out or being cleared ends its media expectations', (t) => {
+  let { e, client } = engine();
   client(invite(sdp({ addr: C, media: ['audio 20000 RTP/AVP 0'] })), 1000);
-  const fx = e.clear((s) => s.serial === 1, 1100);
-  t.same(ofKind(fx, 'expect-end').map((x) => x.kind === 'expect-end' && x.reason), ['clear', 'clear']);
+  const ttl = e.bySerialNumber(1)!.timeout;
+  t.same(ofKind(e.tick(1000 + ttl * 1000 - 1000), 'expect-end'), [], 'while the signalling session lives');
+  const fx = e.tick(1000 + ttl * 1000 + 1000);
+  t.same(ofKind(fx, 'session-end').map((x) => x.kind === 'session-end' && [x.session.serial, x.reason]), [[1, 'ttl']]);
+  t.same(ofKind(fx, 'expect-end').map((x) => x.kind === 'expect-end' && [x.expectation.kind, x.reason]), [['rtp', 'parent-closed'], ['rtcp', 'parent-closed']]);
+  ({ e, client } = engine());
+  client(invite(sdp({ addr: C, media: ['audio 20000 RTP/AVP 0'] })), 1000);
+  const cleared = e.clear((s) => s.serial === 1, 1100);
+  t.same(ofKind(cleared, 'expect-end').map((x) => x.kind === 'expect-end' && x.reason), ['clear', 'clear']);
   t.end();
 });
 
