@@ -205,16 +205,21 @@ export class SessionEngine {
       return gate.decision;
     }
     const s = this.newSession(t, pol, state, p.indev, p.outdev, pkt.length, now);
-    this.setTimer(s, now);
-    this.insert(s);
-    this.admission.track(s, now);
-    this.counters.sessionsCreated++;
-    this.countSetup(now);
+    this.enter(s, now);
     const effects: Effect[] = [{ kind: 'session-start', session: s }];
     if (exp) this.adopt(s, exp, now, effects);
     this.attachHelper(s, exp);
     if (s.helper) this.runHelper(s, 'org', p, now, effects);
     return { verdict: 'accept', reason: exp ? `expected:${exp.helper}` : `allowed:${pol.policyId}`, session: s, dir: 'org', effects };
+  }
+
+  /** A new session takes its place: timer, table, limits, counters. */
+  private enter(s: Session, now: number): void {
+    this.setTimer(s, now);
+    this.insert(s);
+    this.admission.track(s, now);
+    this.counters.sessionsCreated++;
+    this.countSetup(now);
   }
 
   private inheritedPolicy(exp: Expectation): PolicyMatch {
@@ -592,10 +597,7 @@ export class SessionEngine {
       const state: [number, number] = c.orig.proto === IPPROTO_TCP ? (c.tcpState !== undefined ? tcpFromKernel(c.tcpState) ?? [1, 1] : [1, 1]) : [0, (c.counters?.replyPackets ?? 0) > 0 ? 1 : 0];
       const s = this.newSession(c.orig, pol, state, 0, 0, c.counters?.origBytes ?? 0, now);
       s.org.packets = c.counters?.origPackets ?? 0;
-      this.setTimer(s, now);
-      this.insert(s);
-      this.admission.track(s, now);
-      this.counters.sessionsCreated++;
+      this.enter(s, now);
       adopted++;
       effects.push({ kind: 'session-start', session: s });
       effects.push(...this.kernelReport({ ...c, event: 'dump' }, now));
@@ -681,11 +683,7 @@ export class SessionEngine {
     const s = this.newSession(r.orig, pol, state, 0, 0, r.counters?.origBytes ?? 0, now);
     s.org.packets = r.counters?.origPackets ?? 1;
     s.offloaded = true;
-    this.setTimer(s, now);
-    this.insert(s);
-    this.admission.track(s, now);
-    this.counters.sessionsCreated++;
-    this.countSetup(now);
+    this.enter(s, now);
     const effects: Effect[] = [{ kind: 'session-start', session: s }];
     this.adopt(s, exp, now, effects);
     effects.push(...this.kernelReport({ ...r, event: 'update' }, now));

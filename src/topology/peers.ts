@@ -284,6 +284,8 @@ export interface Iperf3ClientOptions {
   udpBitrate?: string;
   /** Omit the first N seconds (-O). */
   omitSeconds?: number;
+  /** TCP rate cap, e.g. '20M' (-b): a long test that leaves the machine's CPU to others. */
+  tcpBitrate?: string;
 }
 
 export interface Iperf3Result {
@@ -307,7 +309,8 @@ export async function iperf3Client(topo: Topology, opts: Iperf3ClientOptions = {
     '-P', String(opts.streams ?? 1), '--connect-timeout', '3000',
     ...(opts.reverse ? ['-R'] : []),
     ...(opts.udpBitrate ? ['-u', '-b', opts.udpBitrate] : []),
-    ...(opts.omitSeconds ? ['-O', String(opts.omitSeconds)] : [])];
+    ...(opts.omitSeconds ? ['-O', String(opts.omitSeconds)] : []),
+    ...(opts.tcpBitrate && !opts.udpBitrate ? ['-b', opts.tcpBitrate] : [])];
   const r = await topo.exec(opts.ns ?? 'client', argv, { timeoutMs: (seconds + (opts.omitSeconds ?? 0) + 15) * 1000 });
   let json: any; // eslint-disable-line @typescript-eslint/no-explicit-any
   try {

@@ -14,39 +14,9 @@ import { ftpTransfer, startVsftpd } from '../../src/topology/ftp.js';
 import type { SessionView } from '../../src/control/session-view.js';
 import type { ExpectationView } from '../../src/control/expectation-view.js';
 import { eventually, startDaemon } from '../lib/daemon.js';
+import { controlOnlyConfig } from '../lib/control-only.js';
 
-const CONFIG = (extra = '') => `
-config system nfsessiond
-    set kernel-sync-interval 1
-end
-config firewall address
-    edit "clients"
-        set subnet 198.51.100.0/24
-    next
-end
-config firewall address6
-    edit "clients6"
-        set ip6 2001:db8:100::/64
-    next
-end
-config firewall service custom
-    edit "ftp-control"
-        set tcp-portrange 21
-    next
-end
-config firewall policy
-    edit 21
-        set srcintf "veth-c"
-        set dstintf "veth-s"
-        set srcaddr "clients"
-        set srcaddr6 "clients6"
-        set dstaddr "all"
-        set dstaddr6 "all"
-        set service "ftp-control"
-        set action accept
-    next
-end
-${extra}`;
+const CONFIG = (extra = '') => controlOnlyConfig({ policyId: 21, service: 'ftp-control', tcp: '21', extra });
 
 interface Sessions { sessions: SessionView[] }
 interface Expectations { expectations: ExpectationView[] }

@@ -17,6 +17,7 @@ import type { SessionView } from '../../src/control/session-view.js';
 import type { ExpectationView } from '../../src/control/expectation-view.js';
 import { DEFAULT_HELPER_BINDINGS } from '../../src/helpers/registry.js';
 import { eventually, startDaemon } from '../lib/daemon.js';
+import { controlOnlyConfig } from '../lib/control-only.js';
 
 const FIXTURES = fileURLToPath(new URL('../fixtures/rpc/', import.meta.url));
 /** Debian's python3 (the one python3-impacket belongs to). */
@@ -25,39 +26,7 @@ const PROG = 536870921; // 0x20000009, in the range for local use (RFC 5531 appe
 
 const helperId = (name: string, proto: number, port: number) => DEFAULT_HELPER_BINDINGS.find((b) => b.name === name && b.proto === proto && b.port === port)!.id;
 
-const CONFIG = (extra = '') => `
-config system nfsessiond
-    set kernel-sync-interval 1
-end
-config firewall address
-    edit "clients"
-        set subnet 198.51.100.0/24
-    next
-end
-config firewall address6
-    edit "clients6"
-        set ip6 2001:db8:100::/64
-    next
-end
-config firewall service custom
-    edit "mappers"
-        set tcp-portrange 111 135
-        set udp-portrange 111
-    next
-end
-config firewall policy
-    edit 111
-        set srcintf "veth-c"
-        set dstintf "veth-s"
-        set srcaddr "clients"
-        set srcaddr6 "clients6"
-        set dstaddr "all"
-        set dstaddr6 "all"
-        set service "mappers"
-        set action accept
-    next
-end
-${extra}`;
+const CONFIG = (extra = '') => controlOnlyConfig({ policyId: 111, service: 'mappers', tcp: '111 135', udp: '111', extra });
 
 interface Sessions { sessions: SessionView[] }
 interface Expectations { expectations: ExpectationView[] }

@@ -13,41 +13,11 @@ import type { SessionView } from '../../src/control/session-view.js';
 import type { ExpectationView } from '../../src/control/expectation-view.js';
 import { DEFAULT_HELPER_BINDINGS } from '../../src/helpers/registry.js';
 import { eventually, startDaemon } from '../lib/daemon.js';
+import { controlOnlyConfig } from '../lib/control-only.js';
 
 const TFTP_ID = DEFAULT_HELPER_BINDINGS.find((b) => b.name === 'tftp' && b.proto === 17 && b.port === 69)!.id;
 
-const CONFIG = (extra = '') => `
-config system nfsessiond
-    set kernel-sync-interval 1
-end
-config firewall address
-    edit "clients"
-        set subnet 198.51.100.0/24
-    next
-end
-config firewall address6
-    edit "clients6"
-        set ip6 2001:db8:100::/64
-    next
-end
-config firewall service custom
-    edit "tftp-control"
-        set udp-portrange 69
-    next
-end
-config firewall policy
-    edit 69
-        set srcintf "veth-c"
-        set dstintf "veth-s"
-        set srcaddr "clients"
-        set srcaddr6 "clients6"
-        set dstaddr "all"
-        set dstaddr6 "all"
-        set service "tftp-control"
-        set action accept
-    next
-end
-${extra}`;
+const CONFIG = (extra = '') => controlOnlyConfig({ policyId: 69, service: 'tftp-control', udp: '69', extra });
 
 interface Sessions { sessions: SessionView[] }
 interface Expectations { expectations: ExpectationView[] }

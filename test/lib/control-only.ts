@@ -1,0 +1,50 @@
+// The config of the helper tests: one policy lets the client subnet reach the server only on the
+// control channel's ports; everything else meets the implicit deny, so any data connection that
+// gets through was let in by a helper's expectation.
+
+export interface ControlOnly {
+  policyId: number;
+  /** Name of the custom service. */
+  service: string;
+  /** Port ranges as `set tcp-portrange` / `set udp-portrange` take them (e.g. '21', '111 135'). */
+  tcp?: string;
+  udp?: string;
+  /** Text appended after the policy (session-helper edits, options). */
+  extra?: string;
+}
+
+export function controlOnlyConfig(o: ControlOnly): string {
+  const ranges = [o.tcp ? `        set tcp-portrange ${o.tcp}` : '', o.udp ? `        set udp-portrange ${o.udp}` : ''].filter(Boolean).join('\n');
+  return `
+config system nfsessiond
+    set kernel-sync-interval 1
+end
+config firewall address
+    edit "clients"
+        set subnet 198.51.100.0/24
+    next
+end
+config firewall address6
+    edit "clients6"
+        set ip6 2001:db8:100::/64
+    next
+end
+config firewall service custom
+    edit "${o.service}"
+${ranges}
+    next
+end
+config firewall policy
+    edit ${o.policyId}
+        set srcintf "veth-c"
+        set dstintf "veth-s"
+        set srcaddr "clients"
+        set srcaddr6 "clients6"
+        set dstaddr "all"
+        set dstaddr6 "all"
+        set service "${o.service}"
+        set action accept
+    next
+end
+${o.extra ?? ''}`;
+}
