@@ -3,6 +3,7 @@ import { fileURLToPath } from 'node:url';
 import t from 'tap';
 import { replayFiles } from '../../src/capture/replay.js';
 import { parseConfig } from '../../src/config/load.js';
+import { decodeSnapshot, encodeSnapshot } from '../../src/state/snapshot.js';
 import { SessionEngine } from '../../src/engine/engine.js';
 import { defaultEngineConfig } from '../../src/engine/engine-config.js';
 import type { Effect, PolicyMatch } from '../../src/engine/types.js';
@@ -313,6 +314,26 @@ t.test('SIP over TCP: an endless header block and an oversized body are skipped,
   let r;
   for (const ch of msg) r = h.send('client', ch);
   t.same(r, { release: [CID], expect: [rtp(S, C, 24000), rtcp(S, C, 24001)] });
+  t.end();
+});
+
+t.test('the helper state survives a table snapshot: a call half-read before a restart completes after it', (t) => {
+  const e1 = new SessionEngine(defaultEngineConfig({ policy: signallingOnly }));
+  const ctl1 = new TcpConversation(e1, { addr: C, port: 40000 }, { addr: S, port: 5060 });
+  ctl1.open(1000);
+  ctl1.send('client', invite(sdp({ addr: C, media: ['audio 20000 RTP/AVP 0'] })), 1100);
+  const ok = resp('200 OK', 'INVITE', sdp({ addr: S, media: ['audio 30000 RTP/AVP 0'] }));
+  ctl1.send('server', ok.slice(0, 200), 1200);
+  const e2 = new SessionEngine(defaultEngineConfig({ policy: signallingOnly }));
+  e2.restore(decodeSnapshot(encodeSnapshot(e1.snapshot(1300))), 1400);
+  t.same(tuples(e2), [`rtcp ${S}:0 -> ${C}:20001`, `rtp ${S}:0 -> ${C}:20000`]);
+  // The same conversation continues against the restored table (sequence numbers carry on).
+  const ctl2 = ctl1 as unknown as { engine: SessionEngine };
+  ctl2.engine = e2;
+  ctl1.send('server', ok.slice(200), 1500);
+  t.equal(e2.expectations.size, 4, 'the 200 buffered before the restart is read whole');
+  ctl1.send('client', req('BYE', 2), 1600);
+  t.equal(e2.expectations.size, 0, 'the Call-ID remembered across the restart releases them');
   t.end();
 });
 
