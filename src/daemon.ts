@@ -84,7 +84,7 @@ export class Daemon {
     const cfg = this.config;
     // The snapshot goes in before the queue delivers a packet: a packet of a restored session
     // must find it (a mid-stream TCP segment of an unknown session would be dropped).
-    const restored = cfg.snapshot ? this.restoreSnapshot() : [];
+    const restored = cfg.snapshot ? this.restoreSnapshot() : undefined;
     this.datapath = new Datapath(cfg, this.log, {
       decide: (p, now) => {
         this.metrics.packetDecided();
@@ -141,12 +141,13 @@ export class Daemon {
     this.opts.notifier?.start(() => this.statusText());
   }
 
-  private restoreSnapshot(): Effect[] {
+  /** The effects of a restored snapshot (pinholes to re-open), or undefined when none was restored. */
+  private restoreSnapshot(): Effect[] | undefined {
     const r = readSnapshot(this.stateDir);
-    if (r.kind === 'none') return [];
+    if (r.kind === 'none') return undefined;
     if (r.kind === 'bad') {
       this.log.error({ path: r.path, err: r.error, movedTo: r.movedTo }, 'table snapshot unreadable: starting with an empty table');
-      return [];
+      return undefined;
     }
     const { effects, report } = this.engine.restore(r.snapshot, Date.now());
     retireSnapshot(r.path);
@@ -154,8 +155,13 @@ export class Daemon {
     return effects;
   }
 
-  /** Re-opens restored pinholes, then lines our table up with the kernel's (see SessionEngine.reconcileRestart). */
-  private async reconcileKernel(restored: Effect[]): Promise<void> {
+  /**
+   * After a restore: re-opens the pinholes, then lines our table up with the kernel's (see
+   * SessionEngine.reconcileRestart). A start without a snapshot leaves the kernel's entries alone:
+   * they belong to no table of ours (an operator's restart with `snapshot disable`, a test harness).
+   */
+  private async reconcileKernel(restored: Effect[] | undefined): Promise<void> {
+    if (!restored) return;
     let now = Date.now();
     if (restored.length) this.apply(restored, now);
     let conns;

@@ -31,7 +31,7 @@ export const BLOCKS: Record<string, BlockSpec> = {
       'metrics-listen': { type: 'string', default: '127.0.0.1:9469', help: "Address of the metrics endpoint: '<ipv4>:<port>' or '[<ipv6>]:<port>'; loopback by default." },
       'state-dir': { type: 'string', default: '', help: 'Directory for the daemon\'s state (table snapshot); empty: $STATE_DIRECTORY (systemd StateDirectory=), else /var/lib/nfsessiond. `run --state-dir` overrides it.' },
       snapshot: { type: 'flag', default: true, help: 'Write the session table (sessions, expectations, helper state) to the state directory on shutdown and restore it on start.' },
-      'restart-unknown-sessions': { type: 'enum', values: ['adopt', 'expire'], default: 'adopt', help: 'On start, kernel conntrack entries the daemon never knew (made while no daemon decided): adopt them as sessions of policy 0, or delete them from the kernel.' },
+      'restart-unknown-sessions': { type: 'enum', values: ['adopt', 'expire'], default: 'adopt', help: 'On a start that restored a snapshot, kernel conntrack entries the daemon never knew (made while no daemon decided): adopt them as sessions of policy 0, or delete them from the kernel.' },
     },
   },
   'system session-ttl': {

@@ -26,7 +26,8 @@ const PROG = 536870921; // 0x20000009, in the range for local use (RFC 5531 appe
 
 const helperId = (name: string, proto: number, port: number) => DEFAULT_HELPER_BINDINGS.find((b) => b.name === name && b.proto === proto && b.port === port)!.id;
 
-const CONFIG = (extra = '') => controlOnlyConfig({ policyId: 111, service: 'mappers', tcp: '111 135', udp: '111', extra });
+// Closed sessions stay listed for 5 s (not 1): the short service connections are looked up after they end.
+const CONFIG = (extra = '') => controlOnlyConfig({ policyId: 111, service: 'mappers', tcp: '111 135', udp: '111', extra: `config system global\n    set tcp-timewait-timer 5\nend\n${extra}` });
 
 interface Sessions { sessions: SessionView[] }
 interface Expectations { expectations: ExpectationView[] }
