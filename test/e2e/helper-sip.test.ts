@@ -1,6 +1,6 @@
 // The SIP helper with real peers: a sipp UAC in the client namespace calls a sipp UAS in the
 // server namespace (scenarios in test/fixtures/sip/), the daemon on the router with a policy that
-// allows only the signalling (client -> server udp/5060). The RTP both ways gets through only
+// allows only the signalling (client -> server udp/5060 and tcp/5060). The RTP both ways gets through only
 // because the SDP offer and answer were read: while the call is up the expectation table holds
 // the media tuples with the signalling session's policy id and serial, after the BYE it is empty,
 // and with the helper deleted no media arrives. Then the same call runs through a router with the
