@@ -14,44 +14,13 @@ import { hostPort, waitForTcpListen, waitForUdpListen } from '../../src/topology
 import type { ExpectationView } from '../../src/control/expectation-view.js';
 import type { SessionView } from '../../src/control/session-view.js';
 import { eventually, startDaemon, type RunningDaemon } from '../lib/daemon.js';
+import { controlOnlyConfig } from '../lib/control-only.js';
 
 const SCENARIOS = fileURLToPath(new URL('../fixtures/sip/', import.meta.url));
 /** Packets in /usr/share/sip-tester/dtmf_2833_1.pcap, played once by each side. */
 const RTP_PACKETS = 10;
 
-const CONFIG = (extra = '') => `
-config system nfsessiond
-    set kernel-sync-interval 1
-end
-config firewall address
-    edit "clients"
-        set subnet 198.51.100.0/24
-    next
-end
-config firewall address6
-    edit "clients6"
-        set ip6 2001:db8:100::/64
-    next
-end
-config firewall service custom
-    edit "sip-signalling"
-        set udp-portrange 5060
-        set tcp-portrange 5060
-    next
-end
-config firewall policy
-    edit 31
-        set srcintf "veth-c"
-        set dstintf "veth-s"
-        set srcaddr "clients"
-        set srcaddr6 "clients6"
-        set dstaddr "all"
-        set dstaddr6 "all"
-        set service "sip-signalling"
-        set action accept
-    next
-end
-${extra}`;
+const CONFIG = (extra = '') => controlOnlyConfig({ policyId: 31, service: 'sip-signalling', tcp: '5060', udp: '5060', extra });
 
 interface Expectations { expectations: ExpectationView[] }
 interface Sessions { sessions: SessionView[] }
