@@ -9,24 +9,10 @@ import { withTopology, type NsProcess, type Topology } from '../../src/topology/
 import { fixturePath } from '../../src/topology/peers.js';
 import { ftpTransfer, startVsftpd } from '../../src/topology/ftp.js';
 import { startDaemon, eventually, type RunningDaemon } from '../lib/daemon.js';
+import { conntrackExpectKeys } from '../lib/conntrack-expect.js';
+import { acceptAllConfig } from '../lib/control-only.js';
 
-const CONFIG = `
-config system nfsessiond
-    set kernel-sync-interval 1
-end
-config firewall policy
-    edit 1
-        set srcintf "veth-c"
-        set dstintf "veth-s"
-        set srcaddr "all"
-        set dstaddr "all"
-        set srcaddr6 "all"
-        set dstaddr6 "all"
-        set service "ALL"
-        set action accept
-    next
-end
-`;
+const CONFIG = acceptAllConfig(1);
 
 const KERNEL_HELPERS = `
 table inet kref {
@@ -44,13 +30,7 @@ table inet kref {
 type Key = string;
 
 function kernelExpectations(watch: NsProcess): Key[] {
-  const out: Key[] = [];
-  for (const line of watch.stdout().split('\n')) {
-    if (!line.includes('[NEW]')) continue;
-    const m = /proto=(\d+) src=(\S+) dst=(\S+) sport=(\d+) dport=(\d+)/.exec(line);
-    if (m) out.push(`${m[1]} ${m[2]}->${m[3]}:${m[5]}`);
-  }
-  return out;
+  return conntrackExpectKeys(watch.stdout());
 }
 
 function ourExpectations(d: RunningDaemon): Key[] {

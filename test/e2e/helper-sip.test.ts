@@ -15,6 +15,7 @@ import type { ExpectationView } from '../../src/control/expectation-view.js';
 import type { SessionView } from '../../src/control/session-view.js';
 import { eventually, startDaemon, type RunningDaemon } from '../lib/daemon.js';
 import { controlOnlyConfig } from '../lib/control-only.js';
+import { conntrackExpectKeys } from '../lib/conntrack-expect.js';
 
 const SCENARIOS = fileURLToPath(new URL('../fixtures/sip/', import.meta.url));
 /** Packets in /usr/share/sip-tester/dtmf_2833_1.pcap, played once by each side. */
@@ -180,10 +181,7 @@ t.test('the kernel nf_conntrack_sip expects the same media on the same calls', a
     await topo.execOk('router', ['nft', '-f', '-'], { input: KERNEL_SIP });
     const watch = topo.spawn('router', ['conntrack', '-E', 'expect']);
     t.teardown(() => watch.kill());
-    const parse = (text: string) => text.split('\n').flatMap((l) => {
-      const m = /proto=(\d+) src=(\S+) dst=(\S+) sport=(\d+) dport=(\d+)/.exec(l);
-      return m && (!l.includes('[') || l.includes('[NEW]')) ? [key(+m[1], m[2], m[3], +m[5])] : [];
-    }).sort();
+    const parse = (text: string) => conntrackExpectKeys(text).sort();
     for (const v of VARIANTS) {
       let listed = '';
       const since = watch.stdout().length;

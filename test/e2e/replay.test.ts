@@ -12,24 +12,9 @@ import { curlFetch, ping, startHttpServer, startUdpEcho, udpExchange } from '../
 import { eventually, runCli, startDaemon } from '../lib/daemon.js';
 import type { SessionView } from '../../src/control/session-view.js';
 import type { ReplayReport } from '../../src/capture/replay.js';
+import { acceptAllConfig } from '../lib/control-only.js';
 
-const CONFIG = `
-config system nfsessiond
-    set kernel-sync-interval 1
-end
-config firewall policy
-    edit 7
-        set srcintf "veth-c"
-        set dstintf "veth-s"
-        set srcaddr "all"
-        set dstaddr "all"
-        set srcaddr6 "all"
-        set dstaddr6 "all"
-        set service "ALL"
-        set action accept
-    next
-end
-`;
+const CONFIG = acceptAllConfig(7);
 
 interface ListJson { sessions: SessionView[]; total: number }
 

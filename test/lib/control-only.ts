@@ -1,6 +1,7 @@
-// The config of the helper tests: one policy lets the client subnet reach the server only on the
-// control channel's ports; everything else meets the implicit deny, so any data connection that
-// gets through was let in by a helper's expectation.
+// Policy configs of the e2e tests. controlOnlyConfig (the helper tests): one policy lets the
+// client subnet reach the server only on the control channel's ports; everything else meets the
+// implicit deny, so any data connection that gets through was let in by a helper's expectation.
+// acceptAllConfig: tests that compare tables or expectations rather than filter.
 
 export interface ControlOnly {
   policyId: number;
@@ -47,4 +48,25 @@ config firewall policy
     next
 end
 ${o.extra ?? ''}`;
+}
+
+/** One policy that accepts everything from the client side (tests that compare, not filter). */
+export function acceptAllConfig(policyId: number): string {
+  return `
+config system nfsessiond
+    set kernel-sync-interval 1
+end
+config firewall policy
+    edit ${policyId}
+        set srcintf "veth-c"
+        set dstintf "veth-s"
+        set srcaddr "all"
+        set dstaddr "all"
+        set srcaddr6 "all"
+        set dstaddr6 "all"
+        set service "ALL"
+        set action accept
+    next
+end
+`;
 }
