@@ -9,7 +9,9 @@ import { ControlServer } from './control/server.js';
 import { allHandlers } from './control/handlers/index.js';
 import { ControlViews } from './control/views.js';
 import { SessionEngine } from './engine/engine.js';
-import type { Effect } from './engine/types.js';
+import type { Effect, FlowTuple } from './engine/types.js';
+import type { EngineConfig } from './engine/engine-config.js';
+import { markLayout, sessionTtls, TimerClasses, type KernelCacheConfig } from './engine/kernel-cache.js';
 import { InterfaceNames } from './kernel/interfaces.js';
 import { readMemoryPercent } from './kernel/meminfo.js';
 import { createLogger, flushLogger } from './log/logger.js';
@@ -25,6 +27,9 @@ import { MetricsServer } from './metrics/server.js';
 import { ServiceNotifier } from './service/notify.js';
 import { resolveStateDir } from './service/paths.js';
 import { programVersion } from './service/version.js';
+
+/** The longest session TTL the config language accepts (s). */
+const MAX_TTL = 604800;
 
 const CONSERVE_MESSAGES = {
   enter: 'entering conserve mode',
@@ -68,9 +73,21 @@ export class Daemon {
     version: programVersion(),
   });
   private metricsServer?: MetricsServer;
+  /** First-packet offload: mark layout and the timer classes the kernel holds (kernel-cache.ts). */
+  private readonly kernelCache?: KernelCacheConfig;
 
   constructor(private config: DaemonConfig, private readonly opts: DaemonOptions, private readonly log: Logger) {
-    this.engine = new SessionEngine(engineConfigFor(config, (i) => this.ifnames.name(i)));
+    if (config.engine.offload) {
+      const e = config.engine;
+      this.kernelCache = {
+        layout: markLayout(e.offloadMark),
+        classes: new TimerClasses({ halfOpen: e.tcpHalfOpenTimer, halfClose: e.tcpHalfCloseTimer, timeWait: e.tcpTimeWaitTimer }),
+        // The longest TTL the config language allows: an element outlives every session's timer.
+        refreshHold: MAX_TTL,
+      };
+      this.ensureClasses(config);
+    }
+    this.engine = new SessionEngine(this.engineConfig(config));
     this.views = new ControlViews({
       ifname: (i) => this.ifnames.name(i),
       vdOf: (indev) => this.config.policies.interfaceVdom[this.ifnames.name(indev)] ?? 0,
@@ -78,6 +95,19 @@ export class Daemon {
     }, config.trafficLog.memoryRecords);
     this.views.tracer.onConsole = (line) => this.log.info({ trace: line }, 'flow trace');
     if (config.policyDefaulted) log.warn('no firewall policy configured: every session is accepted by an accept-all policy (id 1)');
+  }
+
+  private engineConfig(cfg: DaemonConfig): EngineConfig {
+    const e = engineConfigFor(cfg, (i) => this.ifnames.name(i));
+    return this.kernelCache && cfg.engine.offload ? { ...e, kernelCache: this.kernelCache } : e;
+  }
+
+  /** Timer classes for every TTL of the config; returns the ones it added. */
+  private ensureClasses(cfg: DaemonConfig) {
+    if (!this.kernelCache) return [];
+    const e = cfg.engine;
+    const policyTtls = cfg.policies.vdoms.flatMap((v) => v.rules.map((r) => r.sessionTtl ?? 0));
+    return this.kernelCache.classes.ensure(sessionTtls(e, policyTtls), { halfOpen: e.tcpHalfOpenTimer, halfClose: e.tcpHalfCloseTimer, timeWait: e.tcpTimeWaitTimer });
   }
 
   async start(): Promise<void> {
@@ -92,7 +122,7 @@ export class Daemon {
         if (this.views.tracer.active) this.views.tracer.packet(p, d);
         if (this.capture.active) this.capture.packet(p, d, now);
         if (d.effects.length) this.apply(d.effects, now);
-        return d.verdict;
+        return d;
       },
       onKernelReports: (reports, now) => {
         for (const r of reports) {
@@ -101,7 +131,7 @@ export class Daemon {
         }
       },
       onKernelDump: (reports, now) => this.apply(this.engine.reconcileDump(reports, now), now),
-    });
+    }, this.kernelCache);
     await this.datapath.start();
     await this.reconcileKernel(restored);
 
@@ -114,6 +144,7 @@ export class Daemon {
       queueStats: () => this.datapath?.queueStats(),
       mechanism: () => this.datapath?.mechanism,
       ifname: (i) => this.ifnames.name(i),
+      readKernel: (sessions) => this.readKernel(sessions.map((x) => ({ serial: x.serial, orig: x.orig, refreshSet: x.kernelClass !== undefined && x.refreshDir !== 'both' }))),
     }, this.views) });
     await this.control.listen();
     await this.startMetrics();
@@ -123,7 +154,9 @@ export class Daemon {
       const fx = this.engine.tick(now);
       if (fx.length) this.apply(fx, now);
     }, 1000));
-    this.timers.push(setInterval(() => void this.datapath?.syncKernel(), cfg.kernelSyncInterval * 1000));
+    // Offloaded sessions report their end and are read when their timer runs out or a view asks:
+    // a periodic dump is only for operators who want it (its cost grows with the table).
+    if (cfg.kernelSyncInterval > 0) this.timers.push(setInterval(() => void this.datapath?.syncKernel(), cfg.kernelSyncInterval * 1000));
     // Conserve mode: the engine gets memory use as a sample (its thresholds decide).
     const sampleMemory = () => {
       const pct = readMemoryPercent();
@@ -227,10 +260,27 @@ export class Daemon {
     }
   }
 
+  /**
+   * Reads offloaded sessions from the kernel and feeds the readings to the engine (timers that ran
+   * out, views that need fresh counters, state and expiry).
+   */
+  async readKernel(items: Array<{ serial: number; orig: FlowTuple; refreshSet: boolean }>): Promise<void> {
+    if (!this.datapath || !items.length) return;
+    const got = await this.datapath.read(items);
+    const now = Date.now();
+    const fx: Effect[] = [];
+    for (const g of got) fx.push(...this.engine.kernelReading(g.serial, g.reading, now));
+    if (fx.length) this.apply(fx, now);
+  }
+
   /** Carries out the engine's effects. Kernel calls are async; their outcome feeds back into the engine. */
   private apply(effects: Effect[], now: number): void {
+    let reads: Array<Extract<Effect, { kind: 'kernel-read' }>> | undefined;
     for (const e of effects) {
       switch (e.kind) {
+        case 'kernel-read':
+          (reads ??= []).push(e);
+          break;
         case 'offload':
           this.datapath!.offload(e.orig, e.mark, e.kernelTimeout).then(
             (ok) => this.engine.offloadResult(e.serial, ok),
@@ -270,6 +320,7 @@ export class Daemon {
           break;
       }
     }
+    if (reads) this.readKernel(reads).catch((err: Error) => this.log.warn({ err: err.message }, 'reading offloaded sessions from the kernel failed'));
   }
 
   /** A traffic record goes to the log and to the memory kept for `execute log display`. */
@@ -285,7 +336,14 @@ export class Daemon {
       const next = readConfig(this.opts.configPath);
       const prev = this.config;
       this.config = next;
-      this.engine.config = engineConfigFor(next, (i) => this.ifnames.name(i));
+      const added = this.ensureClasses(next);
+      this.engine.config = this.engineConfig(next);
+      if (added.length) {
+        this.datapath?.addTimerClasses(added).then(
+          () => this.log.info({ classes: added.map((c) => c.name) }, 'conntrack timeout objects added for new TTLs'),
+          (err: Error) => this.log.error({ err: err.message, classes: added.map((c) => c.name) }, 'adding conntrack timeout objects failed: sessions with these TTLs stay in userspace'),
+        );
+      }
       this.views.resizeTrafficLog(next.trafficLog.memoryRecords);
       this.log.info({ config: this.opts.configPath }, 'config reloaded');
       this.reloaded(true, prev);

@@ -225,6 +225,11 @@ export function parseConfig(text: string, file = '<config>'): DaemonConfig {
     const pos = block('system nfsessiond', global).positions['queue-count'] ?? { line: 1, col: 1 };
     errors.push(new ConfigError(file, pos, `queue-num ${first} with queue-count ${count} goes past queue 65535`));
   }
+  const offloadMark = sys['offload-mark'] as number;
+  if ((offloadMark & (offloadMark - 1)) !== 0) {
+    const b = block('system nfsessiond', global);
+    errors.push(new ConfigError(file, b.valuePositions['offload-mark']?.[0] ?? b.positions['offload-mark'] ?? { line: 1, col: 1 }, `offload-mark must be a single bit (a power of two), got 0x${offloadMark.toString(16)}`));
+  }
   const metricsListen = parseListen(sys['metrics-listen'] as string);
   if ('error' in metricsListen) {
     const b = block('system nfsessiond', global);

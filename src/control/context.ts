@@ -3,7 +3,7 @@
 
 import type { Logger } from 'pino';
 import type { SessionEngine } from '../engine/engine.js';
-import type { Effect } from '../engine/types.js';
+import type { Effect, Session } from '../engine/types.js';
 
 export interface DaemonContext {
   readonly engine: SessionEngine;
@@ -14,4 +14,9 @@ export interface DaemonContext {
   queueStats(): Record<string, number> | undefined;
   mechanism(): string | undefined;
   ifname(index: number): string;
+  /**
+   * Brings offloaded sessions up to date from the kernel (counters, TCP state, expiry) before a
+   * view shows them: their packets never reach the daemon, and the kernel reports only their end.
+   */
+  readKernel?(sessions: Session[]): Promise<void>;
 }

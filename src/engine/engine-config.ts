@@ -6,6 +6,7 @@ import type { PolicyMatch, RefreshDirection, Verdict } from './types.js';
 import { defaultLimits, type LimitsConfig } from './limits.js';
 import { DEFAULT_HELPER_BINDINGS, HelperTable } from '../helpers/registry.js';
 import { DEFAULT_HELPER_OPTIONS, type HelperOptions } from '../helpers/types.js';
+import type { KernelCacheConfig } from './kernel-cache.js';
 
 /** Limits and lifetimes of expectation sessions (config system session-helper-options). */
 export interface ExpectationConfig {
@@ -56,6 +57,12 @@ export interface EngineConfig {
   offload: boolean;
   /** Kernel conntrack timeout set on offload: the daemon's own timer is the one that ends the session. */
   kernelTimeout: number;
+  /**
+   * Live daemon: sessions without a helper are offloaded by their first packet's verdict mark and
+   * the kernel mirrors their timers (kernel-cache.ts). Absent (replay, tests): sessions are
+   * offloaded once established, by a conntrack update.
+   */
+  kernelCache?: KernelCacheConfig;
   malformedVerdict: Verdict;
   /** Verdict for an ICMP error that quotes no known session. */
   unrelatedIcmpErrorVerdict: Verdict;

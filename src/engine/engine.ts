@@ -11,6 +11,7 @@ import { Admission } from './admission.js';
 import { ExpiryQueue } from './expiry-queue.js';
 import { flowKey, reverseTuple, sameTuple } from './flow-key.js';
 import { tcpAdvance, tcpFromKernel, tcpInitial, tcpPhase } from './tcp-state.js';
+import { kernelStateTimeout, verdictMark, type KernelReading } from './kernel-cache.js';
 import type {
   Decision, Direction, Effect, KernelFlowReport, Packet, PolicyMatch, Session, SessionEndReason,
 } from './types.js';
@@ -75,6 +76,10 @@ function newCounters(): EngineCounters {
 }
 
 const RATE_WINDOW_MS = 1000;
+/** How long an offloaded session whose timer ran out waits for the kernel's DESTROY before it is read. */
+const DESTROY_GRACE_MS = 2000;
+/** A kernel reading that did not come back is asked for again after this long. */
+const READ_RETRY_MS = 5000;
 
 export class SessionEngine {
   private readonly table = new Map<string, Slot>();
@@ -210,7 +215,24 @@ export class SessionEngine {
     if (exp) this.adopt(s, exp, now, effects);
     this.attachHelper(s, exp);
     if (s.helper) this.runHelper(s, 'org', p, now, effects);
-    return { verdict: 'accept', reason: exp ? `expected:${exp.helper}` : `allowed:${pol.policyId}`, session: s, dir: 'org', effects };
+    const mark = this.firstPacketOffload(s);
+    return { verdict: 'accept', reason: exp ? `expected:${exp.helper}` : `allowed:${pol.policyId}`, session: s, dir: 'org', effects, ...(mark ? { mark } : {}) };
+  }
+
+  /**
+   * Decides the offload at the first packet: a session no helper reads goes to the kernel with
+   * its verdict, which names the timer class that keeps the kernel entry alive as long as the
+   * session. No class (another protocol, or every class slot taken): it stays in userspace.
+   */
+  private firstPacketOffload(s: Session): number | undefined {
+    const kc = this.config.kernelCache;
+    if (!kc || !this.config.offload || s.helper) return undefined;
+    const cls = kc.classes.classFor(s.orig.proto, s.ttl);
+    if (!cls) return undefined;
+    s.offloaded = true;
+    s.kernelClass = cls.index;
+    this.counters.offloadRequests++;
+    return verdictMark(kc.layout, cls, s.refreshDir);
   }
 
   /** A new session takes its place: timer, table, limits, counters. */
@@ -412,6 +434,12 @@ export class SessionEngine {
 
   /** Sets timeout and expireAt from the session's state: TCP transitions use the global timers. */
   private setTimer(s: Session, now: number): void {
+    this.setTimerFrom(s, now);
+    if (this.bySerial.get(s.serial) === s) this.expiry.schedule(s);
+  }
+
+  /** Computes timeout and expireAt counting from `base` (a refresh or state change), without filing. */
+  private setTimerFrom(s: Session, base: number): void {
     let timeout = s.ttl;
     if (s.orig.proto === IPPROTO_UDP && s.state[1] === 0 && !s.ttlFromRule) {
       // A UDP flow nobody has answered yet is the cheapest table filler there is: it gets the
@@ -427,8 +455,14 @@ export class SessionEngine {
       }
     }
     s.timeout = timeout;
-    s.expireAt = now + timeout * 1000;
-    if (this.bySerial.get(s.serial) === s) this.expiry.schedule(s);
+    s.timerBase = base;
+    s.expireAt = base + timeout * 1000;
+  }
+
+  /** Files the session's timer again after expireAt was set from scratch (it may move either way). */
+  private refile(s: Session): void {
+    s.timerAt = 0;
+    this.expiry.schedule(s);
   }
 
   private rate(s: Session, now: number): void {
@@ -517,10 +551,89 @@ export class SessionEngine {
     effects.push(...this.admission.tick(now, this.bySerial.size));
     for (const x of this.expectations.expired(now)) this.endExpectation(x, 'timeout', now, effects);
     for (const s of this.expiry.popExpired(now, (x) => this.bySerial.get(x.serial) === x)) {
-      const closed = s.orig.proto === IPPROTO_TCP && tcpPhase(s.state) !== 'established' && tcpPhase(s.state) !== 'opening';
-      effects.push(...this.end(s, closed ? 'tcp-close' : 'ttl', now, true));
+      if (s.offloaded && this.config.kernelCache) {
+        this.kernelTimerOut(s, now, effects);
+        continue;
+      }
+      effects.push(...this.end(s, this.closed(s) ? 'tcp-close' : 'ttl', now, true));
     }
     return effects;
+  }
+
+  private closed(s: Session): boolean {
+    return s.orig.proto === IPPROTO_TCP && tcpPhase(s.state) !== 'established' && tcpPhase(s.state) !== 'opening';
+  }
+
+  /**
+   * The timer of an offloaded session ran out, but its packets since the last reading were seen
+   * only by the kernel. A session refreshed by both directions has kernel timeouts equal to its
+   * own, so the kernel's DESTROY normally arrives on its own: wait a grace for it. Otherwise, or
+   * when the grace passes, ask for a reading (kernelReading decides).
+   */
+  private kernelTimerOut(s: Session, now: number, effects: Effect[]): void {
+    if (!s.kernelWait && s.kernelClass !== undefined && s.refreshDir === 'both' && this.classMirrors(s)) {
+      s.kernelWait = 1;
+      s.expireAt = now + DESTROY_GRACE_MS;
+    } else {
+      s.kernelWait = 2;
+      s.expireAt = now + READ_RETRY_MS;
+      effects.push({ kind: 'kernel-read', serial: s.serial, orig: s.orig, refreshSet: s.kernelClass !== undefined && s.refreshDir !== 'both' });
+    }
+    this.refile(s);
+  }
+
+  /** The kernel's timeout in the session's current state is exactly the session's own. */
+  private classMirrors(s: Session): boolean {
+    const cls = this.config.kernelCache?.classes.byIndex(s.kernelClass ?? 0);
+    if (!cls || cls.ttl !== s.ttl) return false;
+    // An unanswered UDP flow has the short idle timer here but the TTL in the kernel.
+    return !(s.orig.proto === IPPROTO_UDP && s.state[1] === 0 && !s.ttlFromRule && this.config.udpIdleTimer < s.ttl);
+  }
+
+  /**
+   * What the kernel says of an offloaded session (asked for by a kernel-read effect, or by a view
+   * that needs fresh data): counters and TCP state are taken over, and the timer counts from the
+   * last refresh the kernel saw: for sessions refreshed by both directions the entry's remaining
+   * timeout tells it (its class mirrors the session's timers), for one direction the refresh-set
+   * element's remaining time. A session whose time has run out ends and its entry is deleted.
+   */
+  kernelReading(serial: number, r: KernelReading, now: number): Effect[] {
+    const s = this.bySerial.get(serial);
+    if (!s || !s.offloaded) return [];
+    s.kernelWait = 0;
+    if (r.gone) return this.end(s, s.orig.proto === IPPROTO_TCP ? 'tcp-close' : 'kernel-gone', now, false);
+    const kc = this.config.kernelCache;
+    const cls = kc?.classes.byIndex(s.kernelClass ?? 0);
+    if (!cls) {
+      // Offloaded by a conntrack update (adopted at a restart, let through by fail-open): its kernel
+      // timeouts are the kernel's own, so activity is told by the counters alone.
+      const before = s.expireAt;
+      this.kernelReport({ event: 'dump', orig: s.orig, reply: s.reply, ...(r.mark !== undefined ? { mark: r.mark } : {}), ...(r.tcpState !== undefined ? { tcpState: r.tcpState } : {}), ...(r.counters ? { counters: r.counters } : {}) }, now);
+      if (s.expireAt === before || s.expireAt <= now) return this.end(s, this.closed(s) ? 'tcp-close' : 'ttl', now, true);
+      this.refile(s);
+      return [];
+    }
+    if (r.counters) {
+      const k = r.counters;
+      if (k.origPackets > s.org.packets) { s.org.packets = k.origPackets; s.org.bytes = Math.max(s.org.bytes, k.origBytes); }
+      if (k.replyPackets > s.rep.packets) { s.rep.packets = k.replyPackets; s.rep.bytes = Math.max(s.rep.bytes, k.replyBytes); }
+      this.rate(s, now);
+    }
+    if (s.orig.proto === IPPROTO_TCP) {
+      const st = r.tcpState !== undefined ? tcpFromKernel(r.tcpState) : undefined;
+      if (st) s.state = st;
+    } else if (r.seenReply || s.rep.packets > 0) s.state[1] = 1;
+    const known = s.timerBase ?? s.createdAt;
+    // The last packet in either direction, from the entry's remaining timeout.
+    const lastAny = r.timeout !== undefined ? now - (kernelStateTimeout(cls, r.tcpState) - r.timeout) * 1000 : known;
+    let last = lastAny;
+    if (s.refreshDir !== 'both' && (s.orig.proto !== IPPROTO_TCP || tcpPhase(s.state) === 'established')) {
+      last = r.refreshLeftMs === undefined || r.refreshLeftMs === null ? known : now - (kc!.refreshHold * 1000 - r.refreshLeftMs);
+    }
+    this.setTimerFrom(s, Math.min(now, Math.max(known, last)));
+    if (s.expireAt <= now) return this.end(s, this.closed(s) ? 'tcp-close' : 'ttl', now, true);
+    this.refile(s);
+    return [];
   }
 
   snapshot(now: number): EngineSnapshot {
@@ -549,6 +662,10 @@ export class SessionEngine {
       }
       s.timerAt = 0;
       s.offloadPending = false;
+      s.kernelWait = 0;
+      // The ruleset was removed at the stop, and with it the timeout objects the kernel entries
+      // named: they run on the kernel's own timeouts now, so their activity is told by counters.
+      delete s.kernelClass;
       this.insert(s);
       this.admission.track(s, now);
       report.sessions++;
@@ -642,6 +759,18 @@ export class SessionEngine {
     }
     const s = slot.session;
     if (!sameTuple(r.reply, s.reply)) this.learnNat(s, r);
+    if (s.kernelClass !== undefined && this.config.kernelCache) {
+      // The kernel mirrors this session's timers: activity is read when the timer runs out
+      // (kernelReading), never guessed from counters, which count differently (ICMP errors).
+      if (r.counters) {
+        const k = r.counters;
+        if (k.origPackets > s.org.packets) { s.org.packets = k.origPackets; s.org.bytes = Math.max(s.org.bytes, k.origBytes); }
+        if (k.replyPackets > s.rep.packets) { s.rep.packets = k.replyPackets; s.rep.bytes = Math.max(s.rep.bytes, k.replyBytes); }
+      }
+      if (s.orig.proto === IPPROTO_TCP && r.tcpState !== undefined) s.state = tcpFromKernel(r.tcpState) ?? s.state;
+      if (r.event === 'destroy') return this.end(s, s.orig.proto === IPPROTO_TCP ? 'tcp-close' : this.expiredByKernel(s, now) ? 'ttl' : 'kernel-destroy', now, false);
+      return [];
+    }
     if (r.counters) {
       const k = r.counters;
       const seen = s.kernelSeen ?? { orgPackets: 0, replyPackets: 0 };
@@ -667,6 +796,11 @@ export class SessionEngine {
     }
     if (r.event === 'destroy') return this.end(s, s.orig.proto === IPPROTO_TCP ? 'tcp-close' : 'kernel-destroy', now, false);
     return [];
+  }
+
+  /** The kernel's DESTROY of a mirrored session came when its own timer was (about to be) out. */
+  private expiredByKernel(s: Session, now: number): boolean {
+    return s.expireAt - now <= DESTROY_GRACE_MS || s.kernelWait === 1;
   }
 
   /**

@@ -74,6 +74,15 @@ export interface Session {
   offloaded: boolean;
   /** Offload requested but not yet confirmed by the kernel. */
   offloadPending: boolean;
+  /**
+   * Offloaded by its first packet's verdict: the index of the timer class (kernel-cache.ts) whose
+   * conntrack timeouts mirror this session's, so kernel readings translate into refresh times.
+   */
+  kernelClass?: number;
+  /** Time (ms) the current timer counts from: the last refresh or state change. */
+  timerBase?: number;
+  /** The timer ran out while offloaded: 1 = waiting a grace for the kernel's DESTROY, 2 = a reading was asked for. */
+  kernelWait?: 0 | 1 | 2;
   nat?: NatView;
   /** Consecutive kernel dumps that lacked this offloaded session. */
   kernelMisses?: number;
@@ -102,6 +111,11 @@ export type SessionEndReason = 'ttl' | 'tcp-close' | 'kernel-destroy' | 'kernel-
 export type Effect =
   | { kind: 'offload'; serial: number; orig: FlowTuple; mark: number; kernelTimeout: number }
   | { kind: 'ct-delete'; serial: number; orig: FlowTuple }
+  /**
+   * Read an offloaded session from the kernel (conntrack entry, and its refresh-set element when
+   * `refreshSet`) and hand the result to SessionEngine.kernelReading.
+   */
+  | { kind: 'kernel-read'; serial: number; orig: FlowTuple; refreshSet: boolean }
   | { kind: 'session-start'; session: Session }
   | { kind: 'session-end'; session: Session; reason: SessionEndReason; at: number }
   /** A helper's expectation: open its pinhole in the kernel (timeout 0 = as long as it lives). */
@@ -114,6 +128,8 @@ export type Effect =
 
 export interface Decision {
   verdict: Verdict;
+  /** Packet mark bits the verdict sets (OR'ed into the packet's mark): the first-packet offload. */
+  mark?: number;
   /** Why, for counters and the flow trace. */
   reason: string;
   session?: Session;

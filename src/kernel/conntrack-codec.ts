@@ -449,6 +449,15 @@ export function ctDeleteRequest(k: TupleKey, seq = 0): NfMessage {
   };
 }
 
+/** Reads one entry by its original tuple. A missing entry is answered with ENOENT. */
+export function ctGetRequest(k: TupleKey, seq = 0): NfMessage {
+  return {
+    subsys: NFNL_SUBSYS_CTNETLINK, msg: IPCTNL_MSG_CT_GET, flags: NLM_F_REQUEST | NLM_F_ACK,
+    seq, family: nfFamily(k.tuple.family), resId: 0,
+    attrs: [attrNest(CTA_TUPLE_ORIG, tupleAttrs(k)), ...zoneAttrs(k.zone)],
+  };
+}
+
 export interface CtUpdate {
   /** Bits to set within markMask (the kernel computes (old & ~mask) ^ mark; mark is pre-masked). */
   mark?: number;

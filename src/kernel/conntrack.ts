@@ -25,7 +25,7 @@ import { readFileSync } from 'node:fs';
 import { NetlinkChannel, NetlinkError } from './netlink-socket.js';
 import { encodeNfMessage, NETLINK_NETFILTER, type NlMessage } from './nfnetlink.js';
 import {
-  decodeConntrack, ctDumpRequest, ctDumpZeroRequest, encodeCtDelete, encodeCtUpdate,
+  decodeConntrack, ctDumpRequest, ctDumpZeroRequest, ctGetRequest, encodeCtDelete, encodeCtUpdate,
   NFNLGRP_CONNTRACK_NEW, NFNLGRP_CONNTRACK_UPDATE, NFNLGRP_CONNTRACK_DESTROY,
   type KernelConn, type TupleKey, type CtUpdate,
 } from './conntrack-codec.js';
@@ -233,6 +233,27 @@ export class KernelConntrack {
   async delete(key: TupleKey | KernelConn): Promise<boolean> {
     const k = toKey(key);
     return this.write(encodeCtDelete(k), `conntrack delete ${describe(k)}`);
+  }
+
+  /** One entry by its original tuple; undefined when the kernel has none. */
+  async get(key: TupleKey | KernelConn): Promise<KernelConn | undefined> {
+    const k = toKey(key);
+    const ch = this.channel();
+    if (!ch.isCorked) {
+      ch.cork();
+      queueMicrotask(() => ch.uncork());
+    }
+    try {
+      const replies = await ch.request([encodeNfMessage(ctGetRequest(k))], { timeoutMs: this.opts.requestTimeoutMs, context: `conntrack get ${describe(k)}` });
+      for (const m of replies) {
+        const c = decodeConntrack(m, true);
+        if (c) return c;
+      }
+      return undefined;
+    } catch (e) {
+      if (e instanceof NetlinkError && e.errno === ENOENT) return undefined;
+      throw e;
+    }
   }
 
   /** Changes mark bits and/or the timeout of an existing entry; false when it is gone. */

@@ -8,7 +8,10 @@
 import { readFileSync } from 'node:fs';
 import type { Logger } from 'pino';
 import type { DaemonConfig } from '../config/load.js';
-import type { KernelFlowReport, Packet, Verdict } from '../engine/types.js';
+import type { Decision, KernelFlowReport, Packet } from '../engine/types.js';
+import type { KernelCacheConfig, KernelReading, TimerClass } from '../engine/kernel-cache.js';
+import { IPS_SEEN_REPLY } from './conntrack-codec.js';
+import { RefreshSet } from './refresh-set.js';
 import { decode } from '../packet/decode.js';
 import type { FlowTuple } from '../packet/types.js';
 import { KernelConntrack, type KernelConn } from './conntrack.js';
@@ -19,7 +22,7 @@ import { PinholeSet, type PinholeKey } from './pinholes.js';
 
 export interface DatapathHandlers {
   /** Decides one packet; called for every packet of a burst with the burst's time. */
-  decide(p: Packet, now: number): Verdict;
+  decide(p: Packet, now: number): Pick<Decision, 'verdict' | 'mark'>;
   onKernelReports(reports: KernelFlowReport[], now: number): void;
   onKernelDump(reports: KernelFlowReport[], now: number): void;
 }
@@ -60,10 +63,12 @@ export class Datapath {
   private queue?: PacketQueue;
   private conntrack?: KernelConntrack;
   private pinholes?: PinholeSet;
+  private refreshSet?: RefreshSet;
   private syncing = false;
   private readonly queues: number[];
 
-  constructor(private readonly cfg: DaemonConfig, private readonly log: Logger, private readonly h: DatapathHandlers) {
+  /** `kernelCache`: offload at the first packet, with the kernel mirroring session timers. */
+  constructor(private readonly cfg: DaemonConfig, private readonly log: Logger, private readonly h: DatapathHandlers, private readonly kernelCache?: KernelCacheConfig) {
     this.queues = Array.from({ length: cfg.queue.count }, (_, i) => cfg.queue.first + i);
   }
 
@@ -72,11 +77,14 @@ export class Datapath {
     const acct = await KernelConntrack.enableAccounting();
     if (!acct.ok) this.log.warn({ err: acct.error }, 'cannot enable nf_conntrack_acct: kernel counters of offloaded sessions will be missing');
 
-    const ct = new KernelConntrack();
+    // With the first-packet rules the kernel sends NEW only for pinhole children and DESTROY for
+    // every connection of ours; UPDATE events are never needed.
+    const ct = new KernelConntrack(this.kernelCache ? { events: ['new', 'destroy'] } : {});
     ct.onEvents = (conns) => this.h.onKernelReports(conns.map(toReport), Date.now());
     ct.onOverrun = (drops) => {
       this.log.warn({ drops }, 'conntrack events lost (socket overrun): resyncing by dump');
-      void this.syncKernel();
+      // A session ends only when two dumps in a row lack it (a dump can miss entries that move).
+      void this.syncKernel().then(() => setTimeout(() => void this.syncKernel(), 2000).unref());
     };
     ct.onError = (errno) => this.log.error({ errno }, 'conntrack event socket error');
     ct.subscribe();
@@ -100,8 +108,19 @@ export class Datapath {
       queues: { first: this.queues[0], last: this.queues[this.queues.length - 1] },
       bypass: cfg.queue.bypass,
       offloadMark: cfg.engine.offloadMark,
+      ...(this.kernelCache ? {
+        firstPacket: {
+          classes: [...this.kernelCache.classes.all],
+          refreshHold: this.kernelCache.refreshHold,
+          refreshSetSize: Math.max(65536, cfg.engine.maxSessions || 1048576),
+        },
+      } : {}),
     });
     const res = await this.ruleset.install();
+    if (this.kernelCache) {
+      for (const c of this.kernelCache.classes.all) c.installed = true;
+      this.refreshSet = new RefreshSet(cfg.table);
+    }
     this.mechanism = res.mechanism;
     this.pinholes = new PinholeSet(cfg.table);
     this.log.info({ mechanism: res.mechanism, table: res.table, hooks: res.hooks, queues: res.queues, bypass: res.bypass },
@@ -121,11 +140,56 @@ export class Datapath {
     try {
       for (const k of batch) {
         const p: Packet = { indev: k.indev, outdev: k.outdev, mark: k.mark, decoded: decode(k.payload), data: k.payload };
-        q.verdict(k, this.h.decide(p, now) === 'accept' ? NF_ACCEPT : NF_DROP);
+        const d = this.h.decide(p, now);
+        if (d.verdict === 'accept') q.verdict(k, NF_ACCEPT, d.mark === undefined ? undefined : (k.mark | d.mark) >>> 0);
+        else q.verdict(k, NF_DROP);
       }
     } finally {
       ct?.uncork();
     }
+  }
+
+  /** Creates the ct timeout objects of timer classes a reload brought; they are used once installed. */
+  async addTimerClasses(classes: TimerClass[]): Promise<void> {
+    if (!this.ruleset || !classes.length) return;
+    await this.ruleset.addClasses(classes);
+    for (const c of classes) c.installed = true;
+  }
+
+  /**
+   * Reads offloaded sessions from the kernel: the conntrack entry (remaining timeout, state,
+   * counters) and, for those refreshed by one direction, their refresh-set element. Requests
+   * issued together share a sendmsg; a failed read leaves that session out of the answer.
+   */
+  async read(items: Array<{ serial: number; orig: FlowTuple; refreshSet: boolean }>): Promise<Array<{ serial: number; reading: KernelReading }>> {
+    const ct = this.conntrack;
+    if (!ct) return [];
+    const got = await Promise.all(items.map((it) => ct.get({ tuple: it.orig }).then((c) => ({ it, c }), (err: Error) => {
+      this.log.debug({ serial: it.serial, err: err.message }, 'kernel read failed');
+      return undefined;
+    })));
+    const out = await Promise.all(got.map(async (g) => {
+      if (!g) return undefined;
+      const { it, c } = g;
+      if (!c) return { serial: it.serial, reading: { gone: true } };
+      const reading: KernelReading = {
+        ...(c.timeout !== undefined ? { timeout: c.timeout } : {}),
+        ...(c.tcpState !== undefined ? { tcpState: c.tcpState } : {}),
+        ...(c.status !== undefined ? { seenReply: (c.status & IPS_SEEN_REPLY) !== 0 } : {}),
+        ...(c.mark !== undefined ? { mark: c.mark } : {}),
+        ...(c.counters ? { counters: c.counters } : {}),
+      };
+      if (it.refreshSet && this.refreshSet && c.id !== undefined) {
+        try {
+          reading.refreshLeftMs = await this.refreshSet.leftMs(c.id);
+        } catch (err) {
+          this.log.debug({ serial: it.serial, err: (err as Error).message }, 'refresh element read failed');
+          return undefined;
+        }
+      }
+      return { serial: it.serial, reading };
+    }));
+    return out.filter((x): x is { serial: number; reading: KernelReading } => x !== undefined);
   }
 
   /** Marks the kernel entry offloaded (its packets skip the queue) and lengthens its timeout. */
@@ -198,5 +262,6 @@ export class Datapath {
     this.queue?.close();
     this.conntrack?.close();
     this.pinholes?.close();
+    this.refreshSet?.close();
   }
 }

@@ -49,6 +49,7 @@
 // does not exist is not created just to look for our rules in it.
 
 import { randomBytes } from 'node:crypto';
+import { markLayout, type TimerClass } from '../engine/kernel-cache.js';
 import { run, commandLine, CommandError, type ExecOptions, type ExecResult } from './exec.js';
 
 export type Hook = 'forward' | 'input' | 'output';
@@ -69,6 +70,11 @@ export interface RulesetOptions {
   priority: number;
   /** 'auto' probes the kernel; the others force a mechanism (tests, odd kernels). */
   mechanism: 'auto' | QueueMechanism;
+  /**
+   * First-packet offload (src/engine/kernel-cache.ts): the timer classes to create as ct timeout
+   * objects, and the refresh set's element timeout (s). Absent: no first-packet rules.
+   */
+  firstPacket?: { classes: TimerClass[]; refreshHold: number; refreshSetSize: number };
 }
 
 export const DEFAULT_RULESET_OPTIONS: RulesetOptions = {
@@ -104,6 +110,10 @@ export function resolveRulesetOptions(o: Partial<RulesetOptions> = {}): RulesetO
   }
   if (!Number.isInteger(r.offloadMark) || r.offloadMark <= 0 || r.offloadMark > 0xffffffff) throw new Error(`offload mark must be a non-zero 32-bit value: ${r.offloadMark}`);
   if (!Number.isInteger(r.priority) || Math.abs(r.priority) > 1000) throw new Error(`ruleset priority out of range: ${r.priority}`);
+  if (r.firstPacket) {
+    markLayout(r.offloadMark);
+    if (r.priority >= VERDICT_PRIORITY) throw new Error(`ruleset priority must be below ${VERDICT_PRIORITY} with first-packet offload: ${r.priority}`);
+  }
   return r;
 }
 
@@ -126,21 +136,82 @@ export function renderTable(opts: RulesetOptions, mechanism: QueueMechanism): st
   const mark = hex32(o.offloadMark);
   const v4 = o.families.includes(4);
   const v6 = o.families.includes(6);
+  const fp = o.firstPacket;
   const lines: string[] = [`table inet ${o.table} {`];
   if (v4) lines.push('\tset pinholes4 {', '\t\ttype ipv4_addr . ipv4_addr . inet_proto . inet_service', '\t\tflags timeout', '\t}');
   if (v6) lines.push('\tset pinholes6 {', '\t\ttype ipv6_addr . ipv6_addr . inet_proto . inet_service', '\t\tflags timeout', '\t}');
+  if (fp) {
+    lines.push('\tset refresh {', '\t\ttypeof ct id', `\t\tsize ${fp.refreshSetSize}`, '\t\tflags dynamic,timeout', '\t}');
+    for (const c of fp.classes) lines.push(...renderTimeoutObject(c).map((l) => `\t${l}`));
+  }
   // With one family configured, the other family must pass untouched (not queued, not counted).
   const only = v4 && v6 ? '' : v4 ? 'meta nfproto ipv4 ' : 'meta nfproto ipv6 ';
+  // A connection let through a pinhole is learnt from its NEW event; every other one of ours
+  // reports only its end (DESTROY, with its counters).
+  const events = fp ? 'ct event set new,destroy ' : '';
   for (const hook of o.hooks) {
     lines.push(`\tchain ${hook} {`, `\t\ttype filter hook ${hook} priority ${renderPriority(o.priority)}; policy accept;`);
-    if (v4) lines.push(`\t\tct state new ip saddr . ip daddr . meta l4proto . th dport @pinholes4 counter ct mark set ct mark | ${mark}`);
-    if (v6) lines.push(`\t\tct state new ip6 saddr . ip6 daddr . meta l4proto . th dport @pinholes6 counter ct mark set ct mark | ${mark}`);
+    if (v4) lines.push(`\t\tct state new ip saddr . ip daddr . meta l4proto . th dport @pinholes4 counter ${events}ct mark set ct mark | ${mark}`);
+    if (v6) lines.push(`\t\tct state new ip6 saddr . ip6 daddr . meta l4proto . th dport @pinholes6 counter ${events}ct mark set ct mark | ${mark}`);
+    if (fp) {
+      const l = markLayout(o.offloadMark);
+      const org = hex32(l.offload | l.refreshOrg);
+      const rep = hex32(l.offload | l.refreshReply);
+      // Only the refreshing direction's packets renew the element: its remaining time dates the last refresh.
+      lines.push(`\t\t${only}ct mark & ${org} == ${org} ct direction original update @refresh { ct id timeout ${fp.refreshHold}s }`);
+      lines.push(`\t\t${only}ct mark & ${rep} == ${rep} ct direction reply update @refresh { ct id timeout ${fp.refreshHold}s }`);
+    }
     lines.push(`\t\t${only}ct mark & ${mark} == ${mark} counter comment "offloaded: not queued"`);
     if (mechanism === 'nft-queue') lines.push(`\t\t${only}ct mark & ${mark} != ${mark} ${renderNftQueue(o)}`);
+    lines.push('\t}');
+    if (fp) {
+      // After the queue's verdict (the xt NFQUEUE rule runs at priority filter, ours after it).
+      lines.push(`\tchain ${hook}_verdict {`, `\t\ttype filter hook ${hook} priority ${renderPriority(VERDICT_PRIORITY)}; policy accept;`);
+      lines.push(`\t\t${only}ct state new meta mark & ${mark} == ${mark} jump first_packet`);
+      lines.push(`\t\t${only}ct state new ct mark & ${mark} == 0x00000000 ct event set destroy`);
+      lines.push('\t}');
+    }
+  }
+  if (fp) {
+    const l = markLayout(o.offloadMark);
+    const ct = hex32(l.ctBits);
+    lines.push('\tchain first_packet {');
+    for (const bits of [l.offload, l.offload | l.refreshOrg, l.offload | l.refreshReply]) {
+      lines.push(`\t\tmeta mark & ${ct} == ${hex32(bits)} ct mark set ct mark | ${hex32(bits)}`);
+    }
+    for (const c of fp.classes) lines.push(`\t\t${renderClassRule(o, c)}`);
+    lines.push('\t\tct event set destroy');
+    lines.push(`\t\tmeta mark set meta mark & ${hex32(~l.all)}`);
     lines.push('\t}');
   }
   lines.push('}');
   return lines.join('\n') + '\n';
+}
+
+/** Priority of the chains that act on the queue's verdict: after iptables' filter chains. */
+export const VERDICT_PRIORITY = 10;
+
+/** A timer class as an nft ct timeout object (its lines, unindented). */
+export function renderTimeoutObject(c: TimerClass): string[] {
+  const policy = Object.entries(c.policy).map(([k, v]) => `${k}: ${v}`).join(', ');
+  return [`ct timeout ${c.name} {`, `\tprotocol ${c.proto === 6 ? 'tcp' : 'udp'}; l3proto ip;`, `\tpolicy = { ${policy} }`, '}'];
+}
+
+function renderClassRule(o: RulesetOptions, c: TimerClass): string {
+  const l = markLayout(o.offloadMark);
+  return `meta mark & ${hex32(l.classMask)} == ${hex32((c.index << l.classShift) >>> 0)} ct timeout set "${c.name}"`;
+}
+
+/** `nft -f` input adding timer classes to an installed table (a reload that brought new TTLs). */
+export function renderClassAdd(o: RulesetOptions, classes: TimerClass[]): string {
+  const out: string[] = [];
+  for (const c of classes) {
+    const obj = renderTimeoutObject(c);
+    out.push(`add ${obj[0].replace('ct timeout ', `ct timeout inet ${o.table} `)}`, ...obj.slice(1));
+    // Inserted at the head: the chain's last rule clears the class bits.
+    out.push(`insert rule inet ${o.table} first_packet ${renderClassRule(o, c)}`);
+  }
+  return out.join('\n') + '\n';
 }
 
 /**
@@ -231,6 +302,12 @@ export class Ruleset {
     if (r.code !== 0) return false;
     await this.must('nft', ['delete', 'table', 'inet', probe], 'deleting the nft queue probe table');
     return true;
+  }
+
+  /** Adds timer classes to the installed table. */
+  async addClasses(classes: TimerClass[]): Promise<void> {
+    if (!classes.length) return;
+    await this.must('nft', ['-f', '-'], `adding ct timeout objects to inet ${this.options.table}`, renderClassAdd(this.options, classes));
   }
 
   async install(): Promise<InstallResult> {

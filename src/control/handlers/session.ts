@@ -50,12 +50,17 @@ export function sessionHandlers(ctx: DaemonContext, views: ControlViews): Record
         return { expectations, total: expectations.length };
       }
       if (args.what !== undefined) throw new Error(`unknown list '${String(args.what)}': expected 'expectation' or nothing`);
-      const sessions = [];
-      for (const s of ctx.engine.sessions()) {
-        const v = viewOf(s, now, offload());
-        if (!test || test(v, ifname)) sessions.push(v);
-      }
-      return { sessions, total: sessions.length };
+      const shown: Session[] = [];
+      for (const s of ctx.engine.sessions()) if (!test || test(viewOf(s, now, offload()), ifname)) shown.push(s);
+      const offloaded = shown.filter((s) => s.offloaded);
+      const build = () => {
+        const t = ctx.now();
+        // A reading may have ended a session (its time had run out in the kernel).
+        const sessions = shown.filter((s) => ctx.engine.bySerialNumber(s.serial) === s).map((s) => viewOf(s, t, offload()));
+        return { sessions, total: sessions.length };
+      };
+      if (!ctx.readKernel || !offloaded.length) return build();
+      return ctx.readKernel(offloaded).then(build);
     },
     'session.stat': () => {
       const now = ctx.now();
