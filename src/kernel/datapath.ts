@@ -66,6 +66,8 @@ export class Datapath {
   private refreshSet?: RefreshSet;
   private syncing = false;
   private readonly queues: number[];
+  /** Full conntrack dumps and per-session kernel reads done, for `diagnose sys session stat`. */
+  private readonly kernelCounters = { dumps: 0, reads: 0, readFailures: 0 };
 
   /** `kernelCache`: offload at the first packet, with the kernel mirroring session timers. */
   constructor(private readonly cfg: DaemonConfig, private readonly log: Logger, private readonly h: DatapathHandlers, private readonly kernelCache?: KernelCacheConfig) {
@@ -164,8 +166,10 @@ export class Datapath {
   async read(items: Array<{ serial: number; orig: FlowTuple; refreshSet: boolean }>): Promise<Array<{ serial: number; reading: KernelReading }>> {
     const ct = this.conntrack;
     if (!ct) return [];
+    this.kernelCounters.reads += items.length;
     const got = await Promise.all(items.map((it) => ct.get({ tuple: it.orig }).then((c) => ({ it, c }), (err: Error) => {
       this.log.debug({ serial: it.serial, err: err.message }, 'kernel read failed');
+      this.kernelCounters.readFailures++;
       return undefined;
     })));
     const out = await Promise.all(got.map(async (g) => {
@@ -184,6 +188,7 @@ export class Datapath {
           reading.refreshLeftMs = await this.refreshSet.leftMs(c.id);
         } catch (err) {
           this.log.debug({ serial: it.serial, err: (err as Error).message }, 'refresh element read failed');
+          this.kernelCounters.readFailures++;
           return undefined;
         }
       }
@@ -225,6 +230,7 @@ export class Datapath {
   async syncKernel(): Promise<void> {
     if (!this.conntrack || this.syncing) return;
     this.syncing = true;
+    this.kernelCounters.dumps++;
     try {
       const conns = await this.conntrack.dump();
       this.h.onKernelDump(conns.map(toReport), Date.now());
@@ -250,6 +256,11 @@ export class Datapath {
       waiting: sum((c) => c.waiting),
       queue_dropped: sum((c) => c.queueDropped),
       user_dropped: sum((c) => c.userDropped),
+      ct_events: this.conntrack?.stats.events ?? 0,
+      ct_event_overruns: this.conntrack?.stats.overruns ?? 0,
+      ct_dumps: this.kernelCounters.dumps,
+      ct_reads: this.kernelCounters.reads,
+      ct_read_failures: this.kernelCounters.readFailures,
     };
   }
 
