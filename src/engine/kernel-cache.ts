@@ -116,7 +116,7 @@ export class TimerClasses {
   }
 
   private key(proto: number, ttl: number): string {
-    return proto === IPPROTO_TCP ? `6/${ttl}/${this.tcp.halfOpen}/${this.tcp.halfClose}/${this.tcp.timeWait}` : `17/${ttl}`;
+    return proto === IPPROTO_TCP ? `6/${ttl}/${this.tcp.halfOpen}/${this.tcp.halfClose}/${this.tcp.timeWait}` : `${proto}/${ttl}`;
   }
 
   /** The exact class for a TTL, else the shortest longer one (never shorter: the daemon's timer deletes). */
