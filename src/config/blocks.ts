@@ -17,7 +17,7 @@ export const BLOCKS: Record<string, BlockSpec> = {
       'copy-range': { type: 'int', min: 64, max: 65535, default: 65535, help: 'Bytes of each packet copied to the daemon.' },
       hooks: { type: 'strings', values: HOOKS, default: ['forward'], help: 'Netfilter hooks whose packets are decided by the daemon.' },
       table: { type: 'string', default: 'nfsessiond', help: 'Name of the nft table (inet family) the daemon owns.' },
-      offload: { type: 'flag', default: true, help: 'Hand established sessions to the kernel so their packets skip userspace.' },
+      offload: { type: 'flag', default: true, help: 'Hand TCP and UDP sessions without a helper to the kernel with the verdict of their first packet, so their other packets skip userspace.' },
       'offload-mark': { type: 'int', min: 1, max: 0x00800000, default: 0x00100000, help: 'Conntrack mark bit that marks an offloaded session: a single bit; the 8 bits above it carry the refresh direction and the timer class of the first-packet verdict.' },
       'kernel-sync-interval': { type: 'int', min: 0, max: 3600, default: 0, help: 'Seconds between full dumps of the kernel conntrack table; 0 (default) dumps only at start and after lost events, offloaded sessions being read when their timer runs out or a view shows them.' },
       'malformed-verdict': { type: 'enum', values: ['accept', 'drop'], default: 'drop', help: 'Verdict for packets that cannot be decoded.' },
