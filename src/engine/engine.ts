@@ -78,6 +78,10 @@ function newCounters(): EngineCounters {
 const RATE_WINDOW_MS = 1000;
 /** How long an offloaded session whose timer ran out waits for the kernel's DESTROY before it is read. */
 const DESTROY_GRACE_MS = 2000;
+/** A SYN queued this soon after the session's first is the same connection's, still in flight. */
+const SYN_IN_FLIGHT_MS = 1000;
+/** A kernel entry created this long before a session is an older connection's. */
+const STALE_ENTRY_MS = 1000;
 /** A kernel reading that did not come back is asked for again after this long. */
 const READ_RETRY_MS = 5000;
 
@@ -150,6 +154,7 @@ export class SessionEngine {
         d.effects.unshift(...effects);
         return d;
       }
+      if (s.kernelClass !== undefined && s.offloaded && this.kernelEntryIsNew(s, p, now)) return this.kernelForgot(s, slot.dir, p, now);
       return this.update(s, slot.dir, p, now);
     }
     const bypassed = this.admission.bypassPacket(pkt.tuple, now);
@@ -216,7 +221,44 @@ export class SessionEngine {
     this.attachHelper(s, exp);
     if (s.helper) this.runHelper(s, 'org', p, now, effects);
     const mark = this.firstPacketOffload(s);
+    if (mark !== undefined && p.ctId !== undefined) s.ctId = p.ctId;
     return { verdict: 'accept', reason: exp ? `expected:${exp.helper}` : `allowed:${pol.policyId}`, session: s, dir: 'org', effects, ...(mark ? { mark } : {}) };
+  }
+
+  /**
+   * A packet of a session offloaded at its first packet is queued only when the kernel entry
+   * lacks the offload mark: the kernel made a new entry (the queue says so with its ctinfo where
+   * the kernel delivers it), unless the packet was queued with the first one, before its verdict.
+   */
+  private kernelEntryIsNew(s: Session, p: Packet, now: number): boolean {
+    if (p.ctId !== undefined) return p.ctNew === true && p.ctId !== s.ctId;
+    return now - s.createdAt >= SYN_IN_FLIGHT_MS;
+  }
+
+  /**
+   * A packet of an offloaded session reached the queue in a conntrack entry the kernel has just
+   * created: the entry that carried the session is gone (ended by the kernel, deleted by an
+   * operator). A SYN is a new connection reusing the ports: the old session ended and the new one
+   * is decided on its own (the kernel entry is the new one, so nothing is deleted). Anything else
+   * continues the session: the verdict offloads the new entry again.
+   */
+  private kernelForgot(s: Session, dir: Direction, p: Packet, now: number): Decision {
+    const pkt = p.decoded;
+    // Two SYNs queued before the first verdict are one connection (the kernel merges the entries).
+    if (pkt.ok && s.orig.proto === IPPROTO_TCP && dir === 'org' && tcpInitial(pkt.tcpFlags) && now - s.createdAt >= SYN_IN_FLIGHT_MS) {
+      const effects = this.end(s, 'replaced', now, false);
+      const d = this.create(p, now);
+      d.effects.unshift(...effects);
+      return d;
+    }
+    const d = this.update(s, dir, p, now);
+    const kc = this.config.kernelCache;
+    const cls = kc?.classes.byIndex(s.kernelClass ?? 0);
+    if (kc && cls && this.config.offload) {
+      d.mark = verdictMark(kc.layout, cls, s.refreshDir);
+      if (p.ctId !== undefined) s.ctId = p.ctId;
+    }
+    return d;
   }
 
   /**
@@ -232,6 +274,12 @@ export class SessionEngine {
     s.offloaded = true;
     s.kernelClass = cls.index;
     this.counters.offloadRequests++;
+    if (s.orig.proto === IPPROTO_TCP) {
+      // The kernel walks the handshake and the close, with this session's own timers, and reports
+      // the end; the daemon's timer is the backstop at the TTL (a view or a reading learns the state).
+      s.expireAt = s.createdAt + s.ttl * 1000;
+      this.refile(s);
+    }
     return verdictMark(kc.layout, cls, s.refreshDir);
   }
 
@@ -760,6 +808,9 @@ export class SessionEngine {
     const s = slot.session;
     if (!sameTuple(r.reply, s.reply)) this.learnNat(s, r);
     if (s.kernelClass !== undefined && this.config.kernelCache) {
+      // An older entry of the same tuple (a connection that reused the ports) is not this session's.
+      if (r.id !== undefined && s.ctId !== undefined && r.id !== s.ctId) return [];
+      if (r.startMs !== undefined && r.startMs < s.createdAt - STALE_ENTRY_MS) return [];
       // The kernel mirrors this session's timers: activity is read when the timer runs out
       // (kernelReading), never guessed from counters, which count differently (ICMP errors).
       if (r.counters) {

@@ -79,6 +79,8 @@ export interface Session {
    * conntrack timeouts mirror this session's, so kernel readings translate into refresh times.
    */
   kernelClass?: number;
+  /** Id of the kernel conntrack entry that carries the session (from its first packet). */
+  ctId?: number;
   /** Time (ms) the current timer counts from: the last refresh or state change. */
   timerBase?: number;
   /** The timer ran out while offloaded: 1 = waiting a grace for the kernel's DESTROY, 2 = a reading was asked for. */
@@ -98,6 +100,10 @@ export interface PacketMeta {
   indev: number;
   outdev: number;
   mark: number;
+  /** The kernel conntrack entry's id, when the queue delivers it. */
+  ctId?: number;
+  /** The packet created that conntrack entry (ctinfo IP_CT_NEW): the kernel knew no connection for it. */
+  ctNew?: boolean;
 }
 
 export interface Packet extends PacketMeta {
@@ -150,6 +156,10 @@ export interface PolicyMatch {
 /** A kernel conntrack entry as the engine needs it (from events or dumps). */
 export interface KernelFlowReport {
   event: 'new' | 'update' | 'destroy' | 'dump';
+  /** The conntrack entry's id (CTA_ID). */
+  id?: number;
+  /** When the kernel created the entry (ms since the epoch), when it keeps timestamps. */
+  startMs?: number;
   orig: FlowTuple;
   reply: FlowTuple;
   mark?: number;

@@ -40,6 +40,8 @@ export const CTA_COUNTERS_REPLY = 10;
 export const CTA_USE = 11;
 export const CTA_ID = 12;
 export const CTA_ZONE = 18;
+export const CTA_TIMESTAMP = 20;
+export const CTA_TIMESTAMP_START = 1;
 export const CTA_MARK_MASK = 21;
 
 export const CTA_TUPLE_IP = 1;
@@ -130,6 +132,8 @@ export interface KernelConn {
   counters?: ConnCounters;
   zone?: number;
   use?: number;
+  /** When the kernel created the entry (ms since the epoch; with nf_conntrack_timestamp=1). */
+  startMs?: number;
 }
 
 /** What the kernel needs to find an entry: a tuple, plus type/code when it is ICMP. */
@@ -345,6 +349,8 @@ export function decodeConntrack(m: NlMessage, asDump = false): KernelConn | unde
     const coEnd = coOff + TOP.len[CTA_COUNTERS_ORIG];
     const crOff = TOP.off[CTA_COUNTERS_REPLY];
     const crEnd = crOff + TOP.len[CTA_COUNTERS_REPLY];
+    const tsOff = TOP.off[CTA_TIMESTAMP];
+    const tsEnd = tsOff + TOP.len[CTA_TIMESTAMP];
 
     const o = decodeTuple(b, oOff, oEnd, family);
     if (!o) return undefined;
@@ -372,6 +378,11 @@ export function decodeConntrack(m: NlMessage, asDump = false): KernelConn | unde
           c.tcpStateName = TCP_CONNTRACK_NAMES[st] ?? `STATE_${st}`;
         }
       }
+    }
+    if (tsOff >= 0) {
+      INNER.parse(b, tsOff, tsEnd);
+      const ns = INNER.u64(b, CTA_TIMESTAMP_START);
+      if (ns > 0) c.startMs = Math.floor(ns / 1e6);
     }
     if (coOff >= 0 && crOff >= 0 && decodeCounters(b, coOff, coEnd, counterScratch, 0) && decodeCounters(b, crOff, crEnd, counterScratch, 2)) {
       c.counters = { origPackets: counterScratch[0], origBytes: counterScratch[1], replyPackets: counterScratch[2], replyBytes: counterScratch[3] };

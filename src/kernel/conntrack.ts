@@ -93,6 +93,8 @@ export function readNetlinkDrops(portId: number, text?: string): number | undefi
   return undefined;
 }
 
+const MAX_INFLIGHT = 256;
+
 export class KernelConntrack {
   /** Event entries of one socket burst, in kernel order. */
   onEvents?: (conns: KernelConn[]) => void;
@@ -106,6 +108,13 @@ export class KernelConntrack {
   private readonly opts: Required<KernelConntrackOptions>;
   private events?: NetlinkChannel;
   private requests?: NetlinkChannel;
+  /**
+   * Requests in flight on the request socket. Each answer takes about a kilobyte of the socket's
+   * receive buffer until read, so thousands issued in one go (a tick ending many sessions, a
+   * view reading many) would overrun it and lose answers: past the limit, requests wait.
+   */
+  private inflight = 0;
+  private readonly waiters: Array<() => void> = [];
   private dropTimer?: NodeJS.Timeout;
 
   constructor(opts: KernelConntrackOptions = {}) {
@@ -235,9 +244,31 @@ export class KernelConntrack {
     return this.write(encodeCtDelete(k), `conntrack delete ${describe(k)}`);
   }
 
+  /**
+   * Runs a request when a slot is free: at once (synchronously, so requests of one burst still
+   * share the cork) while under the limit, else when an earlier one is answered.
+   */
+  private limited<T>(run: () => Promise<T>): Promise<T> {
+    if (this.inflight < MAX_INFLIGHT) {
+      this.inflight++;
+      return run().finally(() => this.release());
+    }
+    return new Promise<void>((resolve) => this.waiters.push(resolve)).then(run).finally(() => this.release());
+  }
+
+  private release(): void {
+    const next = this.waiters.shift();
+    if (next) next();
+    else this.inflight--;
+  }
+
   /** One entry by its original tuple; undefined when the kernel has none. */
-  async get(key: TupleKey | KernelConn): Promise<KernelConn | undefined> {
+  get(key: TupleKey | KernelConn): Promise<KernelConn | undefined> {
     const k = toKey(key);
+    return this.limited(() => this.getNow(k));
+  }
+
+  private async getNow(k: TupleKey): Promise<KernelConn | undefined> {
     const ch = this.channel();
     if (!ch.isCorked) {
       ch.cork();
@@ -276,7 +307,11 @@ export class KernelConntrack {
     this.requests?.uncork();
   }
 
-  private async write(req: Buffer, context: string): Promise<boolean> {
+  private write(req: Buffer, context: string): Promise<boolean> {
+    return this.limited(() => this.writeNow(req, context));
+  }
+
+  private async writeNow(req: Buffer, context: string): Promise<boolean> {
     const ch = this.channel();
     if (!ch.isCorked) {
       // Writes issued in one go (the session ends of a timer tick, an operator's clear) share a

@@ -15,7 +15,7 @@ import { RefreshSet } from './refresh-set.js';
 import { decode } from '../packet/decode.js';
 import type { FlowTuple } from '../packet/types.js';
 import { KernelConntrack, type KernelConn } from './conntrack.js';
-import { NF_ACCEPT, NF_DROP } from './nfqueue-codec.js';
+import { IP_CT_NEW, NF_ACCEPT, NF_DROP } from './nfqueue-codec.js';
 import { PacketQueue, type QueuedPacket } from './queue.js';
 import { Ruleset, type InstallResult } from './ruleset.js';
 import { PinholeSet, type PinholeKey } from './pinholes.js';
@@ -78,6 +78,11 @@ export class Datapath {
     const cfg = this.cfg;
     const acct = await KernelConntrack.enableAccounting();
     if (!acct.ok) this.log.warn({ err: acct.error }, 'cannot enable nf_conntrack_acct: kernel counters of offloaded sessions will be missing');
+    if (this.kernelCache) {
+      // Entry creation times tell the end of an older connection on the same ports from this one's.
+      const ts = await KernelConntrack.enableAccounting('/proc/sys/net/netfilter/nf_conntrack_timestamp');
+      if (!ts.ok) this.log.warn({ err: ts.error }, 'cannot enable nf_conntrack_timestamp: the end of an older connection reusing a session\'s ports may end the session early');
+    }
 
     // With the first-packet rules the kernel sends NEW only for pinhole children and DESTROY for
     // every connection of ours; UPDATE events are never needed.
@@ -92,13 +97,23 @@ export class Datapath {
     ct.subscribe();
     this.conntrack = ct;
 
-    const q = new PacketQueue({
+    const queueOptions = {
       queues: this.queues,
       copyRange: cfg.queue.copyRange,
       maxLen: cfg.queue.maxlen,
       failOpen: cfg.queue.failOpen,
       gso: true,
-    });
+      conntrack: this.kernelCache !== undefined,
+    };
+    let q: PacketQueue;
+    try {
+      q = new PacketQueue(queueOptions);
+    } catch (e) {
+      // Kernels built without the ctnetlink glue cannot attach conntrack data to queued packets.
+      if (!(e instanceof Error && /ENOTSUP|EOPNOTSUPP/.test(e.message)) || !queueOptions.conntrack) throw e;
+      this.log.info('the kernel cannot attach conntrack ids to queued packets: new kernel entries of offloaded sessions are told by time');
+      q = new PacketQueue({ ...queueOptions, conntrack: false });
+    }
     q.onPackets = (batch) => this.onBurst(batch);
     q.onOverrun = () => this.log.warn('NFQUEUE socket overrun: packets were settled by the kernel');
     q.onError = (err) => this.log.error({ err: err.message }, 'NFQUEUE error');
@@ -142,6 +157,8 @@ export class Datapath {
     try {
       for (const k of batch) {
         const p: Packet = { indev: k.indev, outdev: k.outdev, mark: k.mark, decoded: decode(k.payload), data: k.payload };
+        if (k.ctId !== undefined) p.ctId = k.ctId;
+        if (k.ctInfo === IP_CT_NEW) p.ctNew = true;
         const d = this.h.decide(p, now);
         if (d.verdict === 'accept') q.verdict(k, NF_ACCEPT, d.mark === undefined ? undefined : (k.mark | d.mark) >>> 0);
         else q.verdict(k, NF_DROP);

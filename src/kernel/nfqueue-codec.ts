@@ -140,7 +140,14 @@ export interface NfqPacket {
   gid?: number;
   /** Kernel receive timestamp in microseconds since the epoch, when the skb had one. */
   timestamp?: number;
+  /** With NFQA_CFG_F_CONNTRACK: the conntrack entry's id (CTA_ID) and the packet's ctinfo. */
+  ctId?: number;
+  ctInfo?: number;
 }
+
+/** ctinfo of the first packet of a connection the kernel has just created (enum ip_conntrack_info). */
+export const IP_CT_NEW = 2;
+const CTA_ID = 12;
 
 /**
  * Decodes one NFQNL_MSG_PACKET. Anything malformed (wrong type, short header, attribute running
@@ -211,6 +218,22 @@ export function parsePacket(m: NlMessage): NfqPacket | undefined {
         if (dlen < 4) return undefined;
         pkt.gid = b.readUInt32BE(p);
         break;
+      case NFQA_CT_INFO:
+        if (dlen < 4) return undefined;
+        pkt.ctInfo = b.readUInt32BE(p);
+        break;
+      case NFQA_CT: {
+        // Nested ctnetlink attributes; only the id is needed.
+        let q = p;
+        const end = p + dlen;
+        while (q + 4 <= end) {
+          const alen = b.readUInt16LE(q);
+          if (alen < 4 || q + alen > end) break;
+          if ((b.readUInt16LE(q + 2) & 0x3fff) === CTA_ID && alen >= 8) pkt.ctId = b.readUInt32BE(q + 4);
+          q += align4(alen);
+        }
+        break;
+      }
       case NFQA_TIMESTAMP: {
         // struct nfqnl_msg_packet_timestamp { be64 sec; be64 usec; }
         if (dlen < 16) return undefined;

@@ -12,7 +12,7 @@ import { constants as osConstants } from 'node:os';
 import { NetlinkChannel, NetlinkError } from './netlink-socket.js';
 import { NETLINK_NETFILTER, NFNL_SUBSYS_QUEUE, NLMSG_ERROR, errorOf, parseAttrs, type NlMessage } from './nfnetlink.js';
 import {
-  NFQA_CFG_F_FAIL_OPEN, NFQA_CFG_F_GSO, NFQA_CFG_F_UID_GID, NFQNL_CFG_CMD_BIND, NFQNL_CFG_CMD_UNBIND,
+  NFQA_CFG_F_CONNTRACK, NFQA_CFG_F_FAIL_OPEN, NFQA_CFG_F_GSO, NFQA_CFG_F_UID_GID, NFQNL_CFG_CMD_BIND, NFQNL_CFG_CMD_UNBIND,
   NFQNL_COPY_PACKET, NFQNL_MAX_COPY_RANGE, NFQNL_MSG_PACKET, NF_ACCEPT, NF_DROP, NFQA_PACKET_HDR, encodeConfig, encodeVerdictMessages, parsePacket,
   planVerdicts, type Decision, type NfqPacket,
 } from './nfqueue-codec.js';
@@ -30,6 +30,8 @@ export interface PacketQueueOptions {
   gso?: boolean;
   /** Ask for the socket owner's uid/gid on locally generated packets; default false. */
   uidGid?: boolean;
+  /** Deliver each packet's conntrack id and ctinfo (NFQA_CFG_F_CONNTRACK). */
+  conntrack?: boolean;
   /** SO_RCVBUFFORCE bytes; default 8 MiB. */
   receiveBuffer?: number;
   /** Bounds of one burst (datagrams, bytes); defaults 64 and 4 MiB. */
@@ -142,9 +144,10 @@ export class PacketQueue {
       backlogLimit: (opts.maxLen ?? 4096) * opts.queues.length + 64,
     });
     this.failOpen = opts.failOpen ?? false;
-    const mask = NFQA_CFG_F_FAIL_OPEN | NFQA_CFG_F_GSO | NFQA_CFG_F_UID_GID;
+    const mask = NFQA_CFG_F_FAIL_OPEN | NFQA_CFG_F_GSO | NFQA_CFG_F_UID_GID | NFQA_CFG_F_CONNTRACK;
     const value =
-      (opts.failOpen ? NFQA_CFG_F_FAIL_OPEN : 0) | (opts.gso ?? true ? NFQA_CFG_F_GSO : 0) | (opts.uidGid ? NFQA_CFG_F_UID_GID : 0);
+      (opts.failOpen ? NFQA_CFG_F_FAIL_OPEN : 0) | (opts.gso ?? true ? NFQA_CFG_F_GSO : 0) | (opts.uidGid ? NFQA_CFG_F_UID_GID : 0) |
+      (opts.conntrack ? NFQA_CFG_F_CONNTRACK : 0);
     const bound: number[] = [];
     try {
       for (const queue of this.queues) {
