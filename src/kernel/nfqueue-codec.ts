@@ -6,6 +6,7 @@ import {
   NFNL_SUBSYS_QUEUE, NFPROTO_UNSPEC, NLM_F_REQUEST, align4, attrU32, encodeNfMessage,
   type Attr, type NlMessage,
 } from './nfnetlink.js';
+import { CTA_ID } from './conntrack-codec.js';
 
 export const NFQNL_MSG_PACKET = 0;
 export const NFQNL_MSG_VERDICT = 1;
@@ -147,7 +148,6 @@ export interface NfqPacket {
 
 /** ctinfo of the first packet of a connection the kernel has just created (enum ip_conntrack_info). */
 export const IP_CT_NEW = 2;
-const CTA_ID = 12;
 
 /**
  * Decodes one NFQNL_MSG_PACKET. Anything malformed (wrong type, short header, attribute running
@@ -223,7 +223,7 @@ export function parsePacket(m: NlMessage): NfqPacket | undefined {
         pkt.ctInfo = b.readUInt32BE(p);
         break;
       case NFQA_CT: {
-        // Nested ctnetlink attributes; only the id is needed.
+        // Nested ctnetlink attributes; only the id is needed, read in place (no table per packet).
         let q = p;
         const end = p + dlen;
         while (q + 4 <= end) {
