@@ -9,7 +9,7 @@ import { ControlServer } from './control/server.js';
 import { allHandlers } from './control/handlers/index.js';
 import { ControlViews } from './control/views.js';
 import { SessionEngine } from './engine/engine.js';
-import type { Effect, FlowTuple } from './engine/types.js';
+import type { Effect, FlowTuple, Session } from './engine/types.js';
 import type { EngineConfig } from './engine/engine-config.js';
 import { markLayout, sessionTtls, TimerClasses, type KernelCacheConfig } from './engine/kernel-cache.js';
 import { InterfaceNames } from './kernel/interfaces.js';
@@ -30,6 +30,21 @@ import { programVersion } from './service/version.js';
 
 /** The longest session TTL the config language accepts (s). */
 const MAX_TTL = 604800;
+
+/**
+ * Offloaded sessions read from the kernel before a scrape, at most: their state (a reply seen, the
+ * TCP state) and counters moved in the kernel alone. Past it the rest count as last read.
+ */
+const SCRAPE_READ_LIMIT = 4096;
+
+function* offloadedSessions(all: Iterable<Session>, limit: number): Iterable<Session> {
+  let n = 0;
+  for (const s of all) {
+    if (!s.offloaded) continue;
+    if (n++ >= limit) return;
+    yield s;
+  }
+}
 
 const CONSERVE_MESSAGES = {
   enter: 'entering conserve mode',
@@ -71,6 +86,8 @@ export class Daemon {
     queues: () => readKernelQueueCounters().filter((c) => c.queue >= this.config.queue.first && c.queue < this.config.queue.first + this.config.queue.count),
     mechanism: () => this.datapath?.mechanism,
     version: programVersion(),
+    beforeScrape: () => this.readOffloaded(offloadedSessions(this.engine.sessions(), SCRAPE_READ_LIMIT))
+      .catch((err: Error) => this.log.warn({ err: err.message }, 'reading offloaded sessions before a scrape failed: counted as last read')),
   });
   private metricsServer?: MetricsServer;
   /** First-packet offload: mark layout and the timer classes the kernel holds (kernel-cache.ts). */
@@ -118,6 +135,7 @@ export class Daemon {
     this.datapath = new Datapath(cfg, this.log, {
       decide: (p, now) => {
         this.metrics.packetDecided();
+        if (this.capture.active || this.views.tracer.watches(p)) p.watched = true;
         const d = this.engine.handlePacket(p, now);
         if (this.views.tracer.active) this.views.tracer.packet(p, d);
         if (this.capture.active) this.capture.packet(p, d, now);
@@ -144,7 +162,7 @@ export class Daemon {
       queueStats: () => this.datapath?.queueStats(),
       mechanism: () => this.datapath?.mechanism,
       ifname: (i) => this.ifnames.name(i),
-      readKernel: (sessions) => this.readKernel(sessions.map((x) => ({ serial: x.serial, orig: x.orig, refreshSet: x.kernelClass !== undefined && x.refreshDir !== 'both' }))),
+      readKernel: (sessions) => this.readOffloaded(sessions),
     }, this.views) });
     await this.control.listen();
     await this.startMetrics();
@@ -258,6 +276,13 @@ export class Daemon {
       this.metricsServer = undefined;
       void (old?.close() ?? Promise.resolve()).then(() => this.startMetrics());
     }
+  }
+
+  /** Fresh state and counters of offloaded sessions, for a view or a scrape. */
+  readOffloaded(sessions: Iterable<Session>): Promise<void> {
+    const items: Array<{ serial: number; orig: FlowTuple; refreshSet: boolean }> = [];
+    for (const x of sessions) items.push({ serial: x.serial, orig: x.orig, refreshSet: x.kernelClass !== undefined && x.refreshDir !== 'both' });
+    return this.readKernel(items);
   }
 
   /**

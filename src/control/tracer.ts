@@ -74,6 +74,11 @@ export class FlowTracer {
     this.active = false;
   }
 
+  /** A trace is running and the packet matches its filter. */
+  watches(p: Packet): boolean {
+    return this.active && this.match(p.decoded.ok ? p.decoded.tuple : undefined, this.env.vdOf(p.indev));
+  }
+
   /** One decided packet; traced when a trace is running and the packet matches the filter. */
   packet(p: Packet, d: Decision): void {
     if (!this.active) return;

@@ -220,7 +220,7 @@ export class SessionEngine {
     if (exp) this.adopt(s, exp, now, effects);
     this.attachHelper(s, exp);
     if (s.helper) this.runHelper(s, 'org', p, now, effects);
-    const mark = this.firstPacketOffload(s);
+    const mark = p.watched ? undefined : this.firstPacketOffload(s);
     if (mark !== undefined && p.ctId !== undefined) s.ctId = p.ctId;
     return { verdict: 'accept', reason: exp ? `expected:${exp.helper}` : `allowed:${pol.policyId}`, session: s, dir: 'org', effects, ...(mark ? { mark } : {}) };
   }
@@ -648,6 +648,8 @@ export class SessionEngine {
   kernelReading(serial: number, r: KernelReading, now: number): Effect[] {
     const s = this.bySerial.get(serial);
     if (!s || !s.offloaded) return [];
+    // A reading asked for because the session's timer ran out, not one a view asked for.
+    const timedOut = !!s.kernelWait;
     s.kernelWait = 0;
     if (r.gone) return this.end(s, s.orig.proto === IPPROTO_TCP ? 'tcp-close' : 'kernel-gone', now, false);
     const kc = this.config.kernelCache;
@@ -657,7 +659,9 @@ export class SessionEngine {
       // timeouts are the kernel's own, so activity is told by the counters alone.
       const before = s.expireAt;
       this.kernelReport({ event: 'dump', orig: s.orig, reply: s.reply, ...(r.mark !== undefined ? { mark: r.mark } : {}), ...(r.tcpState !== undefined ? { tcpState: r.tcpState } : {}), ...(r.counters ? { counters: r.counters } : {}) }, now);
-      if (s.expireAt === before || s.expireAt <= now) return this.end(s, this.closed(s) ? 'tcp-close' : 'ttl', now, true);
+      // Unchanged counters since the timer ran out: no activity, the session is done. A view's
+      // reading with unchanged counters says nothing of the timer.
+      if ((timedOut && s.expireAt === before) || s.expireAt <= now) return this.end(s, this.closed(s) ? 'tcp-close' : 'ttl', now, true);
       this.refile(s);
       return [];
     }

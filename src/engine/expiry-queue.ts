@@ -34,7 +34,11 @@ export class ExpiryQueue<T extends Timed> {
       const top = this.pop()!;
       if (top.at !== top.item.timerAt || !alive(top.item)) continue;
       if (top.item.expireAt > now) this.push(top.item);
-      else out.push(top.item);
+      else {
+        // Unfiled: a second entry at the same time (re-filed without moving) is stale now.
+        top.item.timerAt = 0;
+        out.push(top.item);
+      }
     }
     return out;
   }

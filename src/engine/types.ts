@@ -104,6 +104,11 @@ export interface PacketMeta {
   ctId?: number;
   /** The packet created that conntrack entry (ctinfo IP_CT_NEW): the kernel knew no connection for it. */
   ctNew?: boolean;
+  /**
+   * An operator traces or captures this flow: its session is not offloaded at the first packet
+   * but once established, so the trace or capture shows the handshake.
+   */
+  watched?: boolean;
 }
 
 export interface Packet extends PacketMeta {

@@ -51,6 +51,8 @@ export interface MetricsSources {
   expectations?: () => Iterable<ExpectationLike>;
   mechanism?: () => string | undefined;
   version?: string;
+  /** Brings the table up to date before a scrape (offloaded sessions move in the kernel alone). */
+  beforeScrape?: () => Promise<void>;
 }
 
 /**
@@ -289,7 +291,9 @@ export class DaemonMetrics {
   }
 
   /** The exposition text (Prometheus text format 0.0.4). */
-  text(): Promise<string> {
+  async text(): Promise<string> {
+    // A failed refresh still serves the table as last known.
+    await this.src.beforeScrape?.().catch(() => undefined);
     return this.registry.metrics();
   }
 

@@ -202,6 +202,32 @@ t.test('a restored snapshot drops the timer class (the kernel objects were recre
   t.end();
 });
 
+t.test('a view reading an idle restored session with unchanged counters keeps it: only a timer that ran out ends it', (t) => {
+  const e = engine();
+  const s = e.handlePacket(pkt({ dport: 5002, sport: 40001 }), 0).session!;
+  const e2 = engine();
+  e2.restore(JSON.parse(JSON.stringify(e.snapshot(100))), 200);
+  const r = e2.bySerialNumber(s.serial)!;
+  const idle = { timeout: 100, counters: { origPackets: r.org.packets, origBytes: r.org.bytes, replyPackets: 0, replyBytes: 0 } };
+  t.same(e2.kernelReading(r.serial, idle, 5_000), [], 'a view read before the timer ran out');
+  t.equal(e2.bySerialNumber(s.serial), r, 'still in the table');
+  t.equal(r.expireAt, 20_000, 'its timer untouched');
+  t.same(reads(e2.tick(20_000)).length, 1, 'the timer runs out: a reading is asked for');
+  t.match(e2.kernelReading(r.serial, idle, 20_000).map((x) => x.kind), ['ct-delete', 'session-end'], 'still unchanged: ended');
+  t.end();
+});
+
+t.test('a watched flow (trace or capture running) is not offloaded at its first packet but once established', (t) => {
+  const e = engine();
+  const first = { ...pkt({ dport: 5002, sport: 40002 }), watched: true };
+  const d = e.handlePacket(first, 0);
+  t.equal(d.mark, undefined, 'no offload mark on the verdict');
+  t.match(d.session, { offloaded: false, kernelClass: undefined });
+  const r = e.handlePacket({ ...pkt({ dport: 5002, sport: 40002 }, { reply: true }), watched: true }, 10);
+  t.match(r.effects.filter((x) => x.kind === 'offload'), [{ kind: 'offload', serial: d.session!.serial }], 'offloaded by a conntrack update once the reply is seen');
+  t.end();
+});
+
 t.test('rules: the verdict chain copies the mark, names the timeout object and limits events', (t) => {
   const kc = cache([{ proto: 6, ttl: 3600 }, { proto: 17, ttl: 40 }]);
   const o = resolveRulesetOptions({ firstPacket: { classes: [...kc.classes.all], refreshHold: 604800, refreshSetSize: 65536 } });

@@ -68,3 +68,23 @@ t.test('session state labels', async (t) => {
   t.equal(sessionState(17, [0, 0]), 'new');
   t.equal(sessionState(17, [0, 1]), 'established');
 });
+
+t.test('a scrape waits for the table to be brought up to date first; a failed refresh still serves', async (t) => {
+  const engine = new SessionEngine(engineConfigFor(parseConfig(''), (i) => `if${i}`));
+  const order: string[] = [];
+  let fail = false;
+  const m = new DaemonMetrics({
+    engine: () => { order.push('collect'); return engine; },
+    vdName: () => 'root',
+    queues: () => [],
+    beforeScrape: async () => {
+      await new Promise((r) => setTimeout(r, 5));
+      order.push('refresh');
+      if (fail) throw new Error('netlink gone');
+    },
+  }, { processMetrics: false });
+  await m.text();
+  t.equal(order[0], 'refresh', 'the refresh ends before any collect reads the engine');
+  fail = true;
+  t.match(await m.text(), /^nfsessiond_sessions_created_total 0$/m);
+});
