@@ -146,15 +146,21 @@ export class SessionEngine {
     const slot = this.table.get(flowKey(pkt.tuple));
     if (slot) {
       const s = slot.session;
-      // A new SYN on the tuple of a finished TCP session is a new connection reusing the ports.
-      if (pkt.tuple.proto === IPPROTO_TCP && slot.dir === 'org' && tcpInitial(pkt.tcpFlags) &&
-          (tcpPhase(s.state) === 'time-wait' || tcpPhase(s.state) === 'closed')) {
-        const effects = this.end(s, 'replaced', now, true);
-        const d = this.create(p, now);
-        d.effects.unshift(...effects);
-        return d;
+      const kernelNew = s.kernelClass !== undefined && s.offloaded && this.kernelEntryIsNew(s, p, now);
+      // A new SYN on the tuple of a session that is over is a new connection reusing the ports:
+      // over by its own close, or by its kernel entry's end (the kernel made a new one). Two SYNs
+      // queued before the first verdict are one connection (the kernel merges their entries).
+      if (pkt.tuple.proto === IPPROTO_TCP && slot.dir === 'org' && tcpInitial(pkt.tcpFlags)) {
+        const finished = tcpPhase(s.state) === 'time-wait' || tcpPhase(s.state) === 'closed';
+        if (finished || (kernelNew && now - s.createdAt >= SYN_IN_FLIGHT_MS)) {
+          // A new kernel entry is the new connection's: only an old one is deleted.
+          const effects = this.end(s, 'replaced', now, !kernelNew);
+          const d = this.create(p, now);
+          d.effects.unshift(...effects);
+          return d;
+        }
       }
-      if (s.kernelClass !== undefined && s.offloaded && this.kernelEntryIsNew(s, p, now)) return this.kernelForgot(s, slot.dir, p, now);
+      if (kernelNew) return this.kernelForgot(s, slot.dir, p, now);
       return this.update(s, slot.dir, p, now);
     }
     const bypassed = this.admission.bypassPacket(pkt.tuple, now);
@@ -236,21 +242,12 @@ export class SessionEngine {
   }
 
   /**
-   * A packet of an offloaded session reached the queue in a conntrack entry the kernel has just
-   * created: the entry that carried the session is gone (ended by the kernel, deleted by an
-   * operator). A SYN is a new connection reusing the ports: the old session ended and the new one
-   * is decided on its own (the kernel entry is the new one, so nothing is deleted). Anything else
-   * continues the session: the verdict offloads the new entry again.
+   * A packet of an offloaded session, not a new connection's SYN, reached the queue in a conntrack
+   * entry the kernel has just created: the entry that carried the session is gone (ended by the
+   * kernel, deleted by an operator). It continues the session: the verdict offloads the new entry
+   * again.
    */
   private kernelForgot(s: Session, dir: Direction, p: Packet, now: number): Decision {
-    const pkt = p.decoded;
-    // Two SYNs queued before the first verdict are one connection (the kernel merges the entries).
-    if (pkt.ok && s.orig.proto === IPPROTO_TCP && dir === 'org' && tcpInitial(pkt.tcpFlags) && now - s.createdAt >= SYN_IN_FLIGHT_MS) {
-      const effects = this.end(s, 'replaced', now, false);
-      const d = this.create(p, now);
-      d.effects.unshift(...effects);
-      return d;
-    }
     const d = this.update(s, dir, p, now);
     const kc = this.config.kernelCache;
     const cls = kc?.classes.byIndex(s.kernelClass ?? 0);

@@ -3,7 +3,7 @@
 // tested with exact bytes and without root.
 
 import {
-  NFNL_SUBSYS_QUEUE, NFPROTO_UNSPEC, NLM_F_REQUEST, align4, attrU32, encodeNfMessage,
+  NFNL_SUBSYS_QUEUE, NFPROTO_UNSPEC, NLM_F_REQUEST, align4, attrNest, attrU32, encodeNfMessage,
   type Attr, type NlMessage,
 } from './nfnetlink.js';
 import { CTA_ID } from './conntrack-codec.js';
@@ -362,6 +362,8 @@ export function encodePacketMessage(p: {
   queue: number; id: number; family?: number; hwProtocol?: number; hook?: number; mark?: number;
   indev?: number; outdev?: number; payload?: Buffer; origLen?: number; uid?: number; gid?: number;
   timestamp?: { sec: bigint; usec: bigint }; skbInfo?: number;
+  /** NFQA_CT with the conntrack entry's other attributes (raw) and its id, and NFQA_CT_INFO. */
+  ct?: { id?: number; attrs?: Attr[] }; ctInfo?: number;
 }): Buffer {
   const hdr = Buffer.alloc(7);
   hdr.writeUInt32BE(p.id >>> 0, 0);
@@ -381,6 +383,8 @@ export function encodePacketMessage(p: {
   if (p.gid !== undefined) attrs.push(attrU32(NFQA_GID, p.gid));
   if (p.skbInfo !== undefined) attrs.push(attrU32(NFQA_SKB_INFO, p.skbInfo));
   if (p.origLen !== undefined) attrs.push(attrU32(NFQA_CAP_LEN, p.origLen));
+  if (p.ct !== undefined) attrs.push(attrNest(NFQA_CT, [...(p.ct.attrs ?? []), ...(p.ct.id !== undefined ? [attrU32(CTA_ID, p.ct.id)] : [])]));
+  if (p.ctInfo !== undefined) attrs.push(attrU32(NFQA_CT_INFO, p.ctInfo));
   if (p.payload !== undefined) attrs.push({ type: NFQA_PAYLOAD, data: p.payload });
   return encodeNfMessage({
     subsys: NFNL_SUBSYS_QUEUE, msg: NFQNL_MSG_PACKET, flags: 0, seq: 0,

@@ -228,6 +228,47 @@ t.test('a watched flow (trace or capture running) is not offloaded at its first 
   t.end();
 });
 
+t.test('an offloaded TCP session whose kernel entry is gone: a segment continues it, a later SYN replaces it', (t) => {
+  const e = engine();
+  const tcp = (flags: number, ct: { ctId: number; ctNew?: boolean }, reply = false) => ({ ...pkt({ proto: 6, dport: 80, sport: 41000 }, { flags, reply }), ...ct });
+  const first = e.handlePacket(tcp(TCP_SYN, { ctId: 7, ctNew: true }), 0);
+  const s = first.session!;
+  t.match(s, { offloaded: true, ctId: 7 });
+  t.ok(first.mark);
+
+  // A second SYN queued before the first verdict (another entry the kernel merges): the same connection.
+  const early = e.handlePacket(tcp(TCP_SYN, { ctId: 8, ctNew: true }), 200);
+  t.equal(early.session, s);
+  t.equal(early.mark, first.mark, 'offloaded again');
+
+  // An operator deleted the entry; the next segment makes a new one: the session goes on, offloaded again.
+  const seg = e.handlePacket(tcp(TCP_ACK, { ctId: 9, ctNew: true }), 5_000);
+  t.equal(seg.session, s);
+  t.equal(seg.mark, first.mark);
+  t.equal(s.ctId, 9, 'the new entry is the session\'s');
+  t.equal(e.handlePacket(tcp(TCP_ACK, { ctId: 9, ctNew: false }), 5_100).mark, undefined, 'a packet of its own entry is no news');
+
+  // The kernel ended it (DESTROY missed) and the client reuses the ports.
+  const syn = e.handlePacket(tcp(TCP_SYN, { ctId: 10, ctNew: true }), 9_000);
+  t.not(syn.session, s, 'a new session');
+  t.match(syn.effects.map((x) => x.kind), ['session-end', 'session-start']);
+  t.match(syn.effects[0], { kind: 'session-end', reason: 'replaced' });
+  t.notOk(syn.effects.some((x) => x.kind === 'ct-delete'), 'the new kernel entry is the new connection\'s: nothing deleted');
+  t.equal(syn.session!.ctId, 10);
+  t.end();
+});
+
+t.test('a DESTROY of an older kernel entry of the same tuple does not end the session', (t) => {
+  const e = engine();
+  const s = e.handlePacket({ ...pkt({ dport: 5002, sport: 40010 }), ctId: 21, ctNew: true }, 10_000).session!;
+  const ev = { event: 'destroy' as const, orig: s.orig, reply: s.reply };
+  t.same(e.kernelReport({ ...ev, id: 20 }, 10_100), [], 'another id');
+  t.same(e.kernelReport({ ...ev, startMs: 10_000 - 5_000 }, 10_100), [], 'started well before the session');
+  t.equal(e.bySerialNumber(s.serial), s, 'still in the table');
+  t.match(e.kernelReport({ ...ev, id: 21, startMs: 10_000 }, 10_200), [{ kind: 'session-end', reason: 'kernel-destroy' }], 'its own entry ends it');
+  t.end();
+});
+
 t.test('rules: the verdict chain copies the mark, names the timeout object and limits events', (t) => {
   const kc = cache([{ proto: 6, ttl: 3600 }, { proto: 17, ttl: 40 }]);
   const o = resolveRulesetOptions({ firstPacket: { classes: [...kc.classes.all], refreshHold: 604800, refreshSetSize: 65536 } });

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { splitMessages, encodeNfMessage } from '../../src/kernel/nfnetlink.js';
+import { splitMessages, encodeNfMessage, attrU32 } from '../../src/kernel/nfnetlink.js';
 import {
   encodeConfig, encodeBind, encodeUnbind, parsePacket, planVerdicts, encodeVerdicts, encodePacketMessage,
   NFQNL_CFG_CMD_BIND, NFQNL_COPY_PACKET, NFQA_CFG_F_FAIL_OPEN, NFQA_CFG_F_GSO, NFQA_CFG_F_UID_GID,
@@ -105,6 +105,17 @@ t.test('a packet message built here parses back, payload is a view', (t) => {
   );
   t.equal(hex(p.payload), hex(payload));
   t.equal(p.payload.buffer, raw.buffer, 'payload shares memory with the datagram');
+  t.end();
+});
+
+t.test('the conntrack entry rides along: its id from the nested NFQA_CT, its ctinfo', (t) => {
+  // CTA_STATUS before the id, as the kernel sends it: the id is found among the others.
+  const [m] = splitMessages(encodePacketMessage({ queue: 0, id: 3, ct: { id: 0xdeadbeef, attrs: [attrU32(3, 0x188)] }, ctInfo: 2 }));
+  const p = parsePacket(m)!;
+  t.same([p.ctId, p.ctInfo], [0xdeadbeef, 2]);
+  const [n] = splitMessages(encodePacketMessage({ queue: 0, id: 4, ct: { attrs: [attrU32(3, 0x188)] } }));
+  t.equal(parsePacket(n)!.ctId, undefined, 'an entry without an id attribute gives none');
+  t.equal(parsePacket(n)!.ctInfo, undefined);
   t.end();
 });
 
