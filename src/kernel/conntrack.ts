@@ -34,6 +34,24 @@ export type { KernelConn, TupleKey, CtUpdate } from './conntrack-codec.js';
 
 const ENOENT = 2;
 const ACCT_SYSCTL = '/proc/sys/net/netfilter/nf_conntrack_acct';
+const TIMESTAMP_SYSCTL = '/proc/sys/net/netfilter/nf_conntrack_timestamp';
+
+/** Writes 1 to a boolean sysctl unless it is 1 already; the outcome, never an exception. */
+async function enableSysctl(path: string): Promise<SysctlResult> {
+  let previous: string | undefined;
+  try {
+    previous = (await readFile(path, 'utf8')).trim();
+  } catch {
+    // Fall through: the write reports the real problem.
+  }
+  if (previous === '1') return { ok: true, previous };
+  try {
+    await writeFile(path, '1\n');
+    return { ok: true, ...(previous !== undefined ? { previous } : {}) };
+  } catch (e) {
+    return { ok: false, ...(previous !== undefined ? { previous } : {}), error: `writing 1 to ${path}: ${(e as Error).message}` };
+  }
+}
 
 export type ConntrackEventKind = 'new' | 'update' | 'destroy';
 
@@ -65,7 +83,7 @@ export interface ConntrackStats {
   alreadyGone: number;
 }
 
-export interface AccountingResult {
+export interface SysctlResult {
   ok: boolean;
   /** Value before the write ('0' or '1'), when it could be read. */
   previous?: string;
@@ -131,20 +149,13 @@ export class KernelConntrack {
    * Sets nf_conntrack_acct=1 for the current network namespace so entries carry packet/byte
    * counters. Never throws: the daemon logs the result and runs without counters if it failed.
    */
-  static async enableAccounting(path = ACCT_SYSCTL): Promise<AccountingResult> {
-    let previous: string | undefined;
-    try {
-      previous = (await readFile(path, 'utf8')).trim();
-    } catch {
-      // Fall through: the write reports the real problem.
-    }
-    if (previous === '1') return { ok: true, previous };
-    try {
-      await writeFile(path, '1\n');
-      return { ok: true, ...(previous !== undefined ? { previous } : {}) };
-    } catch (e) {
-      return { ok: false, ...(previous !== undefined ? { previous } : {}), error: `writing 1 to ${path}: ${(e as Error).message}` };
-    }
+  static enableAccounting(path = ACCT_SYSCTL): Promise<SysctlResult> {
+    return enableSysctl(path);
+  }
+
+  /** Sets nf_conntrack_timestamp=1 so entries carry their creation time. Never throws. */
+  static enableTimestamps(path = TIMESTAMP_SYSCTL): Promise<SysctlResult> {
+    return enableSysctl(path);
   }
 
   /** Joins the event groups and starts delivering to onEvents. Idempotent. */

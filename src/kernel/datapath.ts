@@ -80,7 +80,7 @@ export class Datapath {
     if (!acct.ok) this.log.warn({ err: acct.error }, 'cannot enable nf_conntrack_acct: kernel counters of offloaded sessions will be missing');
     if (this.kernelCache) {
       // Entry creation times tell the end of an older connection on the same ports from this one's.
-      const ts = await KernelConntrack.enableAccounting('/proc/sys/net/netfilter/nf_conntrack_timestamp');
+      const ts = await KernelConntrack.enableTimestamps();
       if (!ts.ok) this.log.warn({ err: ts.error }, 'cannot enable nf_conntrack_timestamp: the end of an older connection reusing a session\'s ports may end the session early');
     }
 
