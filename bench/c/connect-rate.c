@@ -2,11 +2,16 @@
  * connect-rate: open and close TCP connections to HOST:PORT as fast as possible, keeping
  * CONCURRENCY connection attempts in flight (non-blocking sockets + epoll), for at most
  * SECONDS seconds or MAX connections, whichever comes first. Prints one JSON line:
- *   {"completed":N,"failed":F,"timeouts":T,"elapsed_s":X,"per_second":R}
+ *   {"completed":N,"failed":F,"timeouts":T,"elapsed_s":X,"per_second":R,
+ *    "handshakes":H,"handshake_p50_us":P50,"handshake_p99_us":P99}
  * A connection counts as completed when the handshake finished and the server's FIN (the
  * accept-server closes right after accept) was read; the client then closes too, so the client
  * side never holds TIME_WAIT and the ephemeral ports do not run out.
  * An attempt that does not complete within 3 s is abandoned (counted in "timeouts").
+ * Handshake latency is the time from just before connect() to the moment the loop sees the
+ * socket writable without error (SYN, SYN-ACK, so it includes the router's decision on the
+ * first packet); every completed handshake is kept, so the percentiles are exact (nearest rank).
+ * An event loop running behind adds to it, as it does to a real client.
  *
  * Usage: connect-rate HOST PORT SECONDS [MAX] [CONCURRENCY]
  * Build: gcc -O2 -Wall -o connect-rate connect-rate.c
@@ -17,6 +22,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,6 +43,39 @@ struct slot {
   double started;
 };
 
+/* A few hundred thousand handshakes at most in a bench run: keeping them all is cheap. */
+static uint32_t *hs_us;
+static size_t hs_n, hs_cap;
+
+static void record_handshake(double seconds) {
+  if (hs_n == hs_cap) {
+    size_t cap = hs_cap ? hs_cap * 2 : 65536;
+    uint32_t *p = realloc(hs_us, cap * sizeof *p);
+    if (p == NULL) return; /* percentiles then come from the samples kept so far */
+    hs_us = p;
+    hs_cap = cap;
+  }
+  double us = seconds * 1e6;
+  hs_us[hs_n++] = us < 0 ? 0 : us > 4e9 ? 4000000000u : (uint32_t)us;
+}
+
+static int cmp_u32(const void *a, const void *b) {
+  uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+  return x < y ? -1 : x > y;
+}
+
+/* Nearest rank of the sorted samples, as a JSON value (null without samples). */
+static const char *percentile(double p, char *out, size_t len) {
+  if (hs_n == 0) return "null";
+  double want = p * (double)hs_n;
+  size_t rank = (size_t)want;
+  if ((double)rank < want) rank++;
+  if (rank < 1) rank = 1;
+  if (rank > hs_n) rank = hs_n;
+  snprintf(out, len, "%u", hs_us[rank - 1]);
+  return out;
+}
+
 static double now(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -48,6 +87,7 @@ static int open_conn(int ep, struct slot *s, int idx) {
   if (fd < 0) return -1;
   int one = 1;
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  s->started = now();
   int r = connect(fd, (struct sockaddr *)&dst, dstlen);
   if (r < 0 && errno != EINPROGRESS) {
     close(fd);
@@ -60,7 +100,6 @@ static int open_conn(int ep, struct slot *s, int idx) {
   }
   s->fd = fd;
   s->connected = 0;
-  s->started = now();
   return 0;
 }
 
@@ -144,6 +183,7 @@ int main(int argc, char **argv) {
           done = 1;
         } else {
           s->connected = 1;
+          record_handshake(now() - s->started);
           struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP, .data.u32 = (uint32_t)i};
           epoll_ctl(ep, EPOLL_CTL_MOD, s->fd, &ev);
         }
@@ -199,7 +239,11 @@ int main(int argc, char **argv) {
   double elapsed = now() - t0;
   for (int i = 0; i < conc; i++)
     if (slots[i].fd >= 0) close(slots[i].fd);
-  printf("{\"completed\":%ld,\"failed\":%ld,\"timeouts\":%ld,\"elapsed_s\":%.3f,\"per_second\":%.1f}\n",
-         completed, failed, timeouts, elapsed, elapsed > 0 ? completed / elapsed : 0.0);
+  qsort(hs_us, hs_n, sizeof *hs_us, cmp_u32);
+  char p50[16], p99[16];
+  printf("{\"completed\":%ld,\"failed\":%ld,\"timeouts\":%ld,\"elapsed_s\":%.3f,\"per_second\":%.1f,"
+         "\"handshakes\":%zu,\"handshake_p50_us\":%s,\"handshake_p99_us\":%s}\n",
+         completed, failed, timeouts, elapsed, elapsed > 0 ? completed / elapsed : 0.0,
+         hs_n, percentile(0.50, p50, sizeof p50), percentile(0.99, p99, sizeof p99));
   return 0;
 }
