@@ -6,7 +6,10 @@
  * (copy PACKET 0xffff, maxlen 4096, GSO, 8 MiB SO_RCVBUFFORCE, NETLINK_NO_ENOBUFS) and issues one
  * NFQNL_MSG_VERDICT per packet, as libnetfilter_queue's own example does.
  *
- * usage: nfq-accept QUEUE [MAXLEN] [fail-open]
+ * usage: nfq-accept [--mark MARK] QUEUE [MAXLEN] [fail-open]
+ * --mark: every verdict also sets the packet mark to MARK (NFQA_MARK, like nfq_set_verdict2),
+ * so a rule in a later chain can copy it into the ct mark and the connection's next packets skip
+ * the queue: the same first-packet offload the daemon does, with a consumer that does nothing else.
  * Prints "ready" on stdout once bound; on SIGINT/SIGTERM prints "packets N" and exits 0.
  * Needs apt packages libnetfilter-queue-dev and libmnl-dev to build.
  */
@@ -26,6 +29,8 @@
 
 static volatile sig_atomic_t stop;
 static unsigned long long packets;
+static uint32_t verdict_mark;
+static int set_mark;
 
 static void on_signal(int sig) { (void)sig; stop = 1; }
 
@@ -50,6 +55,7 @@ static int queue_cb(const struct nlmsghdr *nlh, void *data) {
 	uint32_t id = ntohl(ph->packet_id);
 	struct nlmsghdr *v = put_header(buf, NFQNL_MSG_VERDICT, ntohs(nfg->res_id));
 	nfq_nlmsg_verdict_put(v, id, NF_ACCEPT);
+	if (set_mark) nfq_nlmsg_verdict_put_mark(v, verdict_mark);
 	if (mnl_socket_sendto(nl, v, v->nlmsg_len) < 0) {
 		perror("verdict");
 		return MNL_CB_ERROR;
@@ -59,8 +65,26 @@ static int queue_cb(const struct nlmsghdr *nlh, void *data) {
 }
 
 int main(int argc, char **argv) {
+	/* Options may come anywhere; what remains keeps the positional form older callers use. */
+	int n_pos = 1;
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--mark") == 0 && i + 1 < argc) {
+			char *end;
+			errno = 0;
+			unsigned long m = strtoul(argv[++i], &end, 0);
+			if (errno != 0 || *end != '\0' || m > 0xffffffffUL) {
+				fprintf(stderr, "bad --mark %s\n", argv[i]);
+				return 2;
+			}
+			verdict_mark = (uint32_t)m;
+			set_mark = 1;
+		} else {
+			argv[n_pos++] = argv[i];
+		}
+	}
+	argc = n_pos;
 	if (argc < 2) {
-		fprintf(stderr, "usage: %s QUEUE [MAXLEN] [fail-open]\n", argv[0]);
+		fprintf(stderr, "usage: %s [--mark MARK] QUEUE [MAXLEN] [fail-open]\n", argv[0]);
 		return 2;
 	}
 	uint32_t queue = (uint32_t)strtoul(argv[1], NULL, 10);
