@@ -1,19 +1,23 @@
 // Datapath benchmark: what does putting a router's forwarding path through NFQUEUE cost?
 //
-// One topology (client <-> router <-> server namespaces, src/topology/netns.ts), one run, three
+// One topology (client <-> router <-> server namespaces, src/topology/netns.ts), one run, four
 // modes measured one after another on the router:
-//   kernel   plain kernel forwarding, no rules (the baseline)
-//   nfq-c    iptables -A FORWARD -j NFQUEUE --queue-num 0 --queue-bypass + bench/c/nfq-accept.c,
-//            a libnetfilter_queue consumer that accepts everything (the floor for "a userspace
-//            process decides every packet")
-//   daemon   nfsessiond (`node dist/src/cli.js run --config ...`), which installs its own rules
+//   kernel       plain kernel forwarding, no rules (the baseline)
+//   nfq-c        iptables -A FORWARD -j NFQUEUE --queue-num 0 --queue-bypass + bench/c/nfq-accept.c,
+//                a libnetfilter_queue consumer that accepts everything (the floor for "a userspace
+//                process decides every packet")
+//   nfq-c-first  the same consumer with the daemon's first-packet offload: only connections not
+//                yet offloaded are queued, the verdict carries the offload bit as packet mark, and
+//                a later nft chain copies it into the ct mark (the floor for the daemon's design)
+//   daemon       nfsessiond (`node dist/src/cli.js run --config ...`), which installs its own rules
 // Each mode measures (a) bulk TCP throughput, iperf3, 1 stream, and (b) new TCP connections per
 // second, bench/c/connect-rate.c against bench/c/accept-server.c (connect, server closes, client
-// closes). Results are printed as a table with ratios against the kernel baseline of the same run
-// (and daemon vs nfq-c) and written to bench/results/latest.json.
+// closes), with the handshake latency's p50/p99. Results are printed as a table with ratios
+// against the kernel baseline of the same run (and daemon vs nfq-c, daemon vs nfq-c-first) and
+// written to bench/results/latest.json.
 //
 // Usage: node dist/bench/datapath.js [--seconds 5] [--conn-seconds 5] [--concurrency 16]
-//                                    [--modes kernel,nfq-c,daemon] [--out FILE] [--budget S]
+//                                    [--modes kernel,nfq-c,nfq-c-first,daemon] [--out FILE] [--budget S]
 //                                    [--nfq-args "ARGS"] [--nfq-src FILE.c] [--no-rebaseline] [--profile DIR]
 //                                    [--ref-cli OTHER/dist/src/cli.js] [--rounds N] [--daemon-node-args "ARGS"]
 // Whole run is bounded (default budget 170 s); everything is cleaned up on exit or interrupt.
@@ -26,8 +30,13 @@ import { fileURLToPath } from 'node:url';
 import { createTopology, type NsProcess, type Topology } from '../src/topology/netns.js';
 import { iperf3Client, iperf3Server, waitForTcpListen } from '../src/topology/peers.js';
 
-type ModeName = 'kernel' | 'nfq-c' | 'daemon';
-const ALL_MODES: ModeName[] = ['kernel', 'nfq-c', 'daemon'];
+type ModeName = 'kernel' | 'nfq-c' | 'nfq-c-first' | 'daemon';
+const ALL_MODES: ModeName[] = ['kernel', 'nfq-c', 'nfq-c-first', 'daemon'];
+
+/** The daemon's default offload mark (src/kernel/ruleset.ts), so nfq-c-first marks the same bit. */
+const OFFLOAD_MARK = 0x00100000;
+const OFFLOAD_HEX = `0x${OFFLOAD_MARK.toString(16).padStart(8, '0')}`;
+const FIRST_TABLE = 'nfqcfirst';
 
 interface Options {
   seconds: number;
@@ -73,7 +82,15 @@ interface ModeResult {
   connCompleted?: number;
   connFailed?: number;
   connTimeouts?: number;
+  /** Handshakes connect-rate timed (connect() to writable) and their nearest-rank p50/p99, µs. */
+  handshakes?: number;
+  handshakeP50Us?: number;
+  handshakeP99Us?: number;
   queue?: QueueStats;
+  /** Queued packets per connection attempt of the whole mode (iperf3's few included). */
+  queuedPerConn?: number;
+  /** How nfq-c-first queued: the nft queue statement, or the xt NFQUEUE target where the kernel lacks it. */
+  queueMechanism?: 'nft-queue' | 'xt-nfqueue';
   /** Packets the C consumer says it accepted (its `packets N` line on exit). */
   consumerPackets?: number;
   /** CPU time (user+sys, all threads) the queue consumer used per completed connection during connect-rate, µs. */
@@ -129,7 +146,7 @@ function parseArgs(argv: string[]): Options {
         break;
       }
       case '-h': case '--help':
-        process.stdout.write('usage: node dist/bench/datapath.js [--seconds N] [--conn-seconds N] [--concurrency N] [--modes kernel,nfq-c,daemon] [--out FILE] [--budget S] [--nfq-args "0"] [--nfq-src FILE.c] [--no-rebaseline] [--profile DIR] [--ref-cli DIST/src/cli.js] [--rounds N] [--daemon-node-args "ARGS"]\n');
+        process.stdout.write('usage: node dist/bench/datapath.js [--seconds N] [--conn-seconds N] [--concurrency N] [--modes kernel,nfq-c,nfq-c-first,daemon] [--out FILE] [--budget S] [--nfq-args "0"] [--nfq-src FILE.c] [--no-rebaseline] [--profile DIR] [--ref-cli DIST/src/cli.js] [--rounds N] [--daemon-node-args "ARGS"]\n');
         process.exit(0);
       // falls through (process.exit never returns)
       default: throw new Error(`unknown argument ${a}`);
@@ -218,7 +235,10 @@ async function measure(ctx: Ctx, r: ModeResult, consumerPid?: number): Promise<v
   const cpu0 = consumerPid === undefined ? undefined : cpuMs(consumerPid);
   const c = await topo.exec('client', [ctx.bin.connectRate, topo.addr.server.v4, String(CONN_PORT), String(opt.connSeconds), '10000000', String(opt.concurrency)],
     { timeoutMs: (opt.connSeconds + 10) * 1000 });
-  let parsed: { completed: number; failed: number; timeouts: number; per_second: number };
+  let parsed: {
+    completed: number; failed: number; timeouts: number; per_second: number;
+    handshakes?: number; handshake_p50_us?: number | null; handshake_p99_us?: number | null;
+  };
   try {
     parsed = JSON.parse(c.stdout.trim().split('\n').pop() ?? '');
   } catch {
@@ -230,6 +250,14 @@ async function measure(ctx: Ctx, r: ModeResult, consumerPid?: number): Promise<v
   if (cpu0 !== undefined && cpu1 !== undefined && parsed.completed > 0) r.consumerCpuUsPerConn = ((cpu1 - cpu0) * 1000) / parsed.completed;
   r.connFailed = parsed.failed;
   r.connTimeouts = parsed.timeouts;
+  r.handshakes = parsed.handshakes;
+  r.handshakeP50Us = parsed.handshake_p50_us ?? undefined;
+  r.handshakeP99Us = parsed.handshake_p99_us ?? undefined;
+}
+
+function setQueuedPerConn(r: ModeResult): void {
+  const attempts = (r.connCompleted ?? 0) + (r.connFailed ?? 0) + (r.connTimeouts ?? 0);
+  if (r.queue && attempts > 0) r.queuedPerConn = r.queue.queued / attempts;
 }
 
 async function flushConntrack(topo: Topology): Promise<void> {
@@ -258,6 +286,7 @@ async function runNfqC(ctx: Ctx): Promise<ModeResult> {
     await flushConntrack(topo);
     await measure(ctx, r, proc.pid);
     r.queue = await readQueue(topo, 0);
+    setQueuedPerConn(r);
     if (!r.queue || r.queue.queued === 0) r.notes.push('no packet went through the queue: this measured the kernel path');
     if (!proc.running) r.notes.push('consumer exited during the run');
   } finally {
@@ -265,6 +294,75 @@ async function runNfqC(ctx: Ctx): Promise<ModeResult> {
     const m = /^packets (\d+)$/m.exec(proc.stdout());
     if (m) r.consumerPackets = Number(m[1]);
     await topo.exec('router', ['iptables', '-D', ...rule]);
+  }
+  return r;
+}
+
+/**
+ * Same probe as the daemon's (src/kernel/ruleset.ts): `nft -c` passes without kernel support, so
+ * a throw-away table holding a queue rule is really created, then deleted.
+ */
+async function nftQueueWorks(topo: Topology): Promise<boolean> {
+  const probe = `${FIRST_TABLE}_probe`;
+  const made = await topo.exec('router', ['nft', '-f', '-'], { input: `table inet ${probe} {\n\tchain c {\n\t\tqueue flags bypass to 0\n\t}\n}\n`, timeoutMs: 10_000 });
+  if (made.code !== 0) return false;
+  await topo.exec('router', ['nft', 'delete', 'table', 'inet', probe], { timeoutMs: 10_000 });
+  return true;
+}
+
+/**
+ * The daemon's ruleset reduced to its offload path: a connection whose ct mark has the offload
+ * bit is not queued; the queue's verdict marks the first packet, and a chain after the queueing
+ * one (the xt NFQUEUE rule runs at priority filter) turns that packet mark into the ct mark.
+ * No ct event rules: nothing here listens to conntrack events, so the kernel sends none.
+ */
+function renderFirstTable(mechanism: 'nft-queue' | 'xt-nfqueue'): string {
+  const m = OFFLOAD_HEX;
+  const lines = [`table inet ${FIRST_TABLE} {`];
+  if (mechanism === 'nft-queue') {
+    lines.push('\tchain fwd {', '\t\ttype filter hook forward priority filter; policy accept;',
+      `\t\tct mark & ${m} == ${m} accept`, '\t\tqueue flags bypass to 0', '\t}');
+  }
+  lines.push('\tchain fwd_after {', '\t\ttype filter hook forward priority filter + 10; policy accept;',
+    `\t\tct state new meta mark & ${m} == ${m} ct mark set ct mark | ${m}`, '\t}', '}');
+  return `${lines.join('\n')}\n`;
+}
+
+async function runNfqCFirst(ctx: Ctx): Promise<ModeResult> {
+  const r: ModeResult = { mode: 'nfq-c-first', notes: [] };
+  if (!ctx.bin.nfqAccept) {
+    r.skipped = ctx.bin.nfqAcceptSkip ?? 'nfq-accept not built';
+    return r;
+  }
+  const { topo } = ctx;
+  const mechanism = (await nftQueueWorks(topo)) ? 'nft-queue' : 'xt-nfqueue';
+  r.queueMechanism = mechanism;
+  // An accept in an nft chain does not stop the iptables base chain, so the xt rule itself must skip offloaded connections.
+  const xtRule = ['FORWARD', '-m', 'connmark', '!', '--mark', `${OFFLOAD_HEX}/${OFFLOAD_HEX}`, '-j', 'NFQUEUE', '--queue-num', '0', '--queue-bypass'];
+  await topo.execOk('router', ['nft', '-f', '-'], { input: renderFirstTable(mechanism), timeoutMs: 10_000 });
+  let proc: NsProcess | undefined;
+  try {
+    if (mechanism === 'xt-nfqueue') await topo.execOk('router', ['iptables', '-A', ...xtRule]);
+    proc = topo.spawn('router', [ctx.bin.nfqAccept, '--mark', OFFLOAD_HEX, ...ctx.opt.nfqArgs], { captureLimit: 64 * 1024 });
+    await waitQueueBound(topo, 0, proc, 10_000);
+    // Entries of earlier modes would otherwise pass (or be queued) on a stale ct mark.
+    await flushConntrack(topo);
+    await measure(ctx, r, proc.pid);
+    r.queue = await readQueue(topo, 0);
+    setQueuedPerConn(r);
+    if (!r.queue || r.queue.queued === 0) r.notes.push('no packet went through the queue: this measured the kernel path');
+    else if ((r.queuedPerConn ?? 0) > 2) {
+      r.notes.push(`${r.queuedPerConn!.toFixed(1)} packets queued per connection: the verdict mark did not offload (a --nfq-src consumer must take --mark MARK)`);
+    }
+    if (!proc.running) r.notes.push('consumer exited during the run');
+  } finally {
+    if (proc) {
+      await proc.kill('SIGTERM', 3000);
+      const m = /^packets (\d+)$/m.exec(proc.stdout());
+      if (m) r.consumerPackets = Number(m[1]);
+    }
+    if (mechanism === 'xt-nfqueue') await topo.exec('router', ['iptables', '-D', ...xtRule]);
+    await topo.exec('router', ['nft', 'delete', 'table', 'inet', FIRST_TABLE]);
   }
   return r;
 }
@@ -296,6 +394,7 @@ async function runDaemon(ctx: Ctx, refCli?: string): Promise<ModeResult> {
     await flushConntrack(topo);
     await measure(ctx, r, proc.pid);
     r.queue = await readQueue(topo, 0);
+    setQueuedPerConn(r);
     // The daemon's own view (queue bursts and verdict sends, engine counters), for diagnosis.
     const st = await topo.exec('router', [process.execPath, cli, 'diagnose', 'sys', 'session', 'stat', '--json', '--control', control], { timeoutMs: 10_000 });
     try {
@@ -319,28 +418,30 @@ interface Summary {
   baseline: { throughputBps?: number; connPerSec?: number };
   drift?: { throughput?: number; connPerSec?: number };
   daemonVsC?: { throughput?: number; connPerSec?: number };
+  daemonVsCFirst?: { connPerSec?: number; cpuUsPerConn?: number; daemonCpuUsPerConn?: number; nfqCFirstCpuUsPerConn?: number };
 }
 
-function printTable(results: ModeResult[]): Summary {
+function printTable(results: ModeResult[], opt: Options): Summary {
   const k0 = results.find((x) => x.mode === 'kernel' && !x.error);
   const k1 = results.find((x) => x.mode === 'kernel-end' && !x.error);
   const mean = (a: number | undefined, b: number | undefined): number | undefined => (a === undefined ? b : b === undefined ? a : (a + b) / 2);
   const base = { throughputBps: mean(k0?.throughputBps, k1?.throughputBps), connPerSec: mean(k0?.connPerSec, k1?.connPerSec) };
   const lines: string[] = [];
-  const head = ['mode', 'throughput', 'x kernel', 'conn/s', 'x kernel', 'queued pkts', 'q/user drops', 'cpu us/conn'];
+  const head = ['mode', 'throughput', 'x kernel', 'conn/s', 'x kernel', 'queued pkts', 'q/user drops', 'cpu us/conn', 'handshake p50/p99 us'];
   const rows: string[][] = [];
   const jsonRows: Record<string, unknown>[] = [];
   for (const x of results) {
     if (x.skipped || x.error) {
-      rows.push([x.mode, x.skipped ? 'skipped' : 'ERROR', '', '', '', '', '', '']);
+      rows.push([x.mode, x.skipped ? 'skipped' : 'ERROR', '', '', '', '', '', '', '']);
       continue;
     }
     const tr = ratio(x.throughputBps, base?.throughputBps);
     const cr = ratio(x.connPerSec, base?.connPerSec);
     rows.push([x.mode, fmtBps(x.throughputBps), fmtRatio(tr), x.connPerSec === undefined ? '-' : x.connPerSec.toFixed(0), fmtRatio(cr),
       x.queue ? String(x.queue.queued) : '-', x.queue ? `${x.queue.queueDropped}/${x.queue.userDropped}` : '-',
-      x.consumerCpuUsPerConn === undefined ? '-' : x.consumerCpuUsPerConn.toFixed(0)]);
-    jsonRows.push({ mode: x.mode, throughputRatio: tr, connPerSecRatio: cr });
+      x.consumerCpuUsPerConn === undefined ? '-' : x.consumerCpuUsPerConn.toFixed(0),
+      `${x.handshakeP50Us ?? '-'}/${x.handshakeP99Us ?? '-'}`]);
+    jsonRows.push({ mode: x.mode, throughputRatio: tr, connPerSecRatio: cr, handshakeP50Us: x.handshakeP50Us, handshakeP99Us: x.handshakeP99Us });
   }
   const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   const fmt = (r: string[]): string => r.map((c, i) => (i === 0 ? c.padEnd(w[i]!) : c.padStart(w[i]!))).join('  ');
@@ -370,16 +471,27 @@ function printTable(results: ModeResult[]): Summary {
     const xs = results.filter((x) => x.mode === m && x.consumerCpuUsPerConn !== undefined).map((x) => x.consumerCpuUsPerConn!);
     return xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : undefined;
   };
+  // Means, so that with --rounds the line compares every round of both modes.
+  let daemonVsCFirst: Summary['daemonVsCFirst'];
+  const dConn = meanConn('daemon');
+  const fConn = meanConn('nfq-c-first');
+  if (dConn !== undefined && fConn !== undefined) {
+    const dCpu = meanCpu('daemon');
+    const fCpu = meanCpu('nfq-c-first');
+    daemonVsCFirst = { connPerSec: ratio(dConn, fConn), cpuUsPerConn: ratio(dCpu, fCpu), daemonCpuUsPerConn: dCpu, nfqCFirstCpuUsPerConn: fCpu };
+    lines.push(`daemon vs nfq-c-first: conn/s x${fmtRatio(daemonVsCFirst.connPerSec)}, CPU µs/conn x${fmtRatio(daemonVsCFirst.cpuUsPerConn)} `
+      + `(daemon ${dCpu?.toFixed(0) ?? '-'} µs, nfq-c-first ${fCpu?.toFixed(0) ?? '-'} µs)`);
+  }
   const refRatio = ratio(meanConn('daemon'), meanConn('daemon-ref'));
   if (refRatio !== undefined) {
     lines.push(`daemon vs daemon-ref (mean over rounds): conn/s x${fmtRatio(refRatio)}, consumer CPU per connection x${fmtRatio(ratio(meanCpu('daemon'), meanCpu('daemon-ref')))}`);
   }
-  const cMean = meanConn('nfq-c');
-  if (cMean !== undefined && results.filter((x) => x.mode === 'nfq-c').length > 1) {
-    lines.push(`means over rounds: conn/s nfq-c ${cMean.toFixed(0)}, daemon ${meanConn('daemon')?.toFixed(0) ?? '-'}, daemon-ref ${meanConn('daemon-ref')?.toFixed(0) ?? '-'}`);
+  if (opt.rounds > 1) {
+    const m = (x: ResultName): string => meanConn(x)?.toFixed(0) ?? '-';
+    lines.push(`means over rounds: conn/s nfq-c ${m('nfq-c')}, nfq-c-first ${m('nfq-c-first')}, daemon ${m('daemon')}, daemon-ref ${m('daemon-ref')}`);
   }
   process.stdout.write(`${lines.join('\n')}\n`);
-  return { rows: jsonRows, baseline: base, drift, daemonVsC };
+  return { rows: jsonRows, baseline: base, drift, daemonVsC, daemonVsCFirst };
 }
 
 async function main(): Promise<number> {
@@ -401,7 +513,7 @@ async function main(): Promise<number> {
     const bin: Ctx['bin'] = { connectRate: join(tmp, 'connect-rate'), acceptServer: join(tmp, 'accept-server') };
     gcc(bin.connectRate, join(src, 'connect-rate.c'));
     gcc(bin.acceptServer, join(src, 'accept-server.c'));
-    if (opt.modes.includes('nfq-c')) {
+    if (opt.modes.includes('nfq-c') || opt.modes.includes('nfq-c-first')) {
       const nfqSrc = opt.nfqSrc || join(src, 'nfq-accept.c');
       if (!existsSync(nfqSrc)) {
         bin.nfqAcceptSkip = `${nfqSrc} does not exist yet`;
@@ -438,7 +550,7 @@ async function main(): Promise<number> {
       log(`mode ${mode}: measuring (${opt.seconds} s iperf3 + ${opt.connSeconds} s connect-rate)`);
       try {
         const r = mode === 'kernel' ? await runKernel(ctx) : mode === 'nfq-c' ? await runNfqC(ctx)
-          : mode === 'daemon-ref' ? await runDaemon(ctx, opt.refCli) : await runDaemon(ctx);
+          : mode === 'nfq-c-first' ? await runNfqCFirst(ctx) : mode === 'daemon-ref' ? await runDaemon(ctx, opt.refCli) : await runDaemon(ctx);
         if (r.skipped) log(`mode ${mode}: skipped: ${r.skipped}`);
         results.push(r);
       } catch (e) {
@@ -458,7 +570,7 @@ async function main(): Promise<number> {
       }
     }
 
-    const summary = printTable(results);
+    const summary = printTable(results, opt);
     const doc = {
       bench: 'datapath',
       started: started.toISOString(),
@@ -470,6 +582,7 @@ async function main(): Promise<number> {
       baselineDrift: summary.drift ?? null,
       ratiosVsKernel: summary.rows,
       daemonVsNfqC: summary.daemonVsC ?? null,
+      daemonVsNfqCFirst: summary.daemonVsCFirst ?? null,
     };
     mkdirSync(dirname(out), { recursive: true });
     writeFileSync(out, `${JSON.stringify(doc, null, 2)}\n`);
