@@ -381,7 +381,9 @@ async function runDaemon(ctx: Ctx, refCli?: string): Promise<ModeResult> {
   // --cpu-prof is not allowed in NODE_OPTIONS, so it goes on the command line.
   const prof = [...(ctx.opt.profileDir ? ['--cpu-prof', `--cpu-prof-dir=${ctx.opt.profileDir}`] : []), ...ctx.opt.daemonNodeArgs];
   if (ctx.opt.profileDir) mkdirSync(ctx.opt.profileDir, { recursive: true });
-  const proc = topo.spawn('router', [process.execPath, ...prof, cli, 'run', '--config', config, '--control', control], { captureLimit: 256 * 1024 });
+  // A state directory of its own: the default one would restore another run's table at start.
+  const stateDir = mkdtempSync(join(ctx.tmp, 'state-'));
+  const proc = topo.spawn('router', [process.execPath, ...prof, cli, 'run', '--config', config, '--control', control, '--state-dir', stateDir], { captureLimit: 256 * 1024 });
   try {
     await proc.waitForLine((l) => {
       try {
