@@ -80,6 +80,19 @@ export function buildProgram(): Command {
       }
     });
 
+  program.command('reload')
+    .description('check the config file, then make the running daemon re-read it (SIGHUP); what systemctl reload runs')
+    .requiredOption('--pid <pid>', 'process id of the daemon ($MAINPID in the unit)')
+    .option('-c, --config <file>', 'config file to check first; a bad one fails the reload and nothing is signalled')
+    .action(async (opts: { pid: string; config?: string }) => {
+      const { reloadDaemon } = await import('./service/reload.js');
+      try {
+        out(reloadDaemon(opts));
+      } catch (e) {
+        fail(e);
+      }
+    });
+
   registerDiagnose(program);
   registerReplay(program);
 

@@ -125,7 +125,7 @@ t.test('the example config and its commented-out examples are valid', async (t) 
 t.test('unit template: directives the service relies on', async (t) => {
   const unit = readFileSync(join(ROOT, 'systemd/nfsessiond.service'), 'utf8');
   for (const line of [
-    'Type=notify', 'NotifyAccess=main', /^WatchdogSec=\d+$/m, 'ExecReload=/bin/kill -HUP $MAINPID', 'Restart=on-failure',
+    'Type=notify', 'NotifyAccess=main', /^WatchdogSec=\d+$/m, 'ExecReload=/usr/local/bin/nfsessiond reload --config /etc/nfsessiond/nfsessiond.conf --pid $MAINPID', 'Restart=on-failure',
     'RuntimeDirectory=nfsessiond', 'StateDirectory=nfsessiond', 'CapabilityBoundingSet=CAP_NET_ADMIN CAP_NET_RAW',
     'NoNewPrivileges=yes', 'ProtectSystem=strict', 'ProtectHome=yes', 'PrivateTmp=yes', 'ProtectKernelModules=yes',
     'RestrictAddressFamilies=AF_UNIX AF_NETLINK AF_INET AF_INET6', 'SystemCallFilter=@system-service', 'KillMode=mixed',
