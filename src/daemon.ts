@@ -4,6 +4,7 @@
 
 import type { Logger } from 'pino';
 import { loadConfigFile, parseConfig, ConfigErrors, engineConfigFor, type DaemonConfig } from './config/load.js';
+import { keepRestartOnly } from './config/restart-only.js';
 import { controlPath } from './control/protocol.js';
 import { ControlServer } from './control/server.js';
 import { allHandlers } from './control/handlers/index.js';
@@ -76,6 +77,7 @@ export class Daemon {
   private datapath?: Datapath;
   private control?: ControlServer;
   private timers: NodeJS.Timeout[] = [];
+  private intervals: NodeJS.Timeout[] = [];
   private stopping = false;
   /** diagnose debug capture: the decided packets with their verdicts, to a pcapng file. */
   readonly capture = new DecisionCapture((i) => this.ifnames.name(i));
@@ -172,24 +174,34 @@ export class Daemon {
       const fx = this.engine.tick(now);
       if (fx.length) this.apply(fx, now);
     }, 1000));
-    // Offloaded sessions report their end and are read when their timer runs out or a view asks:
-    // a periodic dump is only for operators who want it (its cost grows with the table).
-    if (cfg.kernelSyncInterval > 0) this.timers.push(setInterval(() => void this.datapath?.syncKernel(), cfg.kernelSyncInterval * 1000));
-    // Conserve mode: the engine gets memory use as a sample (its thresholds decide).
-    const sampleMemory = () => {
-      const pct = readMemoryPercent();
-      if (pct === undefined) return;
-      const now = Date.now();
-      const fx = this.engine.observeMemory(pct, now);
-      if (fx.length) this.apply(fx, now);
-    };
-    sampleMemory();
-    this.timers.push(setInterval(sampleMemory, this.engine.config.limits.memorySampleInterval * 1000));
     for (const t of this.timers) t.unref();
+    this.sampleMemory();
+    this.startIntervals();
     this.log.info({ control: path, mechanism: this.datapath.mechanism, queues: cfg.queue, stateDir: this.stateDir }, 'ready');
     // systemd: ready only now, with the ruleset installed and the queue bound.
     this.opts.notifier?.ready(this.statusText());
     this.opts.notifier?.start(() => this.statusText());
+  }
+
+  /** Conserve mode: the engine gets memory use as a sample (its thresholds decide). */
+  private sampleMemory(): void {
+    const pct = readMemoryPercent();
+    if (pct === undefined) return;
+    const now = Date.now();
+    const fx = this.engine.observeMemory(pct, now);
+    if (fx.length) this.apply(fx, now);
+  }
+
+  /** The timers whose period the config sets; a reload restarts them with the new periods. */
+  private startIntervals(): void {
+    for (const t of this.intervals) clearInterval(t);
+    this.intervals = [];
+    // Offloaded sessions report their end and are read when their timer runs out or a view asks:
+    // a periodic dump is only for operators who want it (its cost grows with the table).
+    const sync = this.config.kernelSyncInterval;
+    if (sync > 0) this.intervals.push(setInterval(() => void this.datapath?.syncKernel(), sync * 1000));
+    this.intervals.push(setInterval(() => this.sampleMemory(), this.engine.config.limits.memorySampleInterval * 1000));
+    for (const t of this.intervals) t.unref();
   }
 
   /** The effects of a restored snapshot (pinholes to re-open), or undefined when none was restored. */
@@ -358,9 +370,11 @@ export class Daemon {
   reload(): boolean {
     this.opts.notifier?.reloading();
     try {
-      const next = readConfig(this.opts.configPath);
       const prev = this.config;
+      const { config: next, kept } = keepRestartOnly(prev, readConfig(this.opts.configPath));
+      for (const k of kept) this.log.warn({ key: k.key, running: k.running, file: k.file }, `config reload: ${k.key} takes effect only at a restart; the running value stays`);
       this.config = next;
+      this.log.level = next.logLevel;
       const added = this.ensureClasses(next);
       this.engine.config = this.engineConfig(next);
       if (added.length) {
@@ -370,6 +384,7 @@ export class Daemon {
         );
       }
       this.views.resizeTrafficLog(next.trafficLog.memoryRecords);
+      if (!this.stopping && this.datapath && (prev.kernelSyncInterval !== next.kernelSyncInterval || prev.engine.limits.memorySampleInterval !== next.engine.limits.memorySampleInterval)) this.startIntervals();
       this.log.info({ config: this.opts.configPath }, 'config reloaded');
       this.reloaded(true, prev);
       return true;
@@ -383,7 +398,7 @@ export class Daemon {
   async stop(): Promise<void> {
     if (this.stopping) return;
     this.stopping = true;
-    for (const t of this.timers) clearInterval(t);
+    for (const t of [...this.timers, ...this.intervals]) clearInterval(t);
     this.capture.stop();
     this.opts.notifier?.stop();
     await this.metricsServer?.close();

@@ -174,6 +174,14 @@ t.test('policies decide real connections; SIGHUP reloads, a bad file keeps the r
     const blocked = await curlFetch(topo, http.urlFor(100), { timeoutMs: 8000, extraArgs: ['--max-time', '3'] });
     t.equal(blocked.bytes, 0, 'and no longer 8080');
 
+    // A key only a restart applies: named, the running value kept, the rest of the file applied.
+    writeFileSync(d.configPath, BASE.replace('    set kernel-sync-interval 1\n', '    set kernel-sync-interval 1\n    set queue-num 5\n') + WEB(8080));
+    d.proc.child.kill('SIGHUP');
+    const kept = await d.proc.waitForLine(/takes effect only at a restart/);
+    t.match(kept, /"key":"queue-num","running":0,"file":5/);
+    await d.proc.waitForLine((l) => l.includes('config reloaded') && d.proc.stdout().indexOf(l) > d.proc.stdout().indexOf(kept));
+    t.equal((await curlFetch(topo, http.urlFor(100))).bytes, 100, 'queue 0 still decides, and the new policy is in force');
+
     // `check` reports every error of a bad file with its position, exit code 2.
     const bad = `${d.dir}/bad.conf`;
     writeFileSync(bad, 'config system global\n    set tcp-halfopen-timer x\n    set nope 1\nend\n');
