@@ -14,6 +14,7 @@ import type { Effect, FlowTuple, Session } from './engine/types.js';
 import type { EngineConfig } from './engine/engine-config.js';
 import { markLayout, sessionTtls, TimerClasses, type KernelCacheConfig } from './engine/kernel-cache.js';
 import { InterfaceNames } from './kernel/interfaces.js';
+import { routeInterfaces } from './kernel/routes.js';
 import { readMemoryPercent } from './kernel/meminfo.js';
 import { createLogger, flushLogger } from './log/logger.js';
 import { trafficRecord, type TrafficRecord } from './log/traffic.js';
@@ -219,19 +220,36 @@ export class Daemon {
   }
 
   /**
-   * After a restore: re-opens the pinholes, then lines our table up with the kernel's (see
-   * SessionEngine.reconcileRestart). A start without a snapshot leaves the kernel's entries alone:
-   * they belong to no table of ours (an operator's restart with `snapshot disable`, a test harness).
+   * Every start lines the kernel up with our table. After a restore: re-opens the pinholes, then
+   * SessionEngine.reconcileRestart. Without one (a crash, snapshot off or lost): the entries an
+   * earlier run offloaded are decided again against the running policy (reconcileUnowned), so
+   * none passes unseen by policy, limits and views.
    */
   private async reconcileKernel(restored: Effect[] | undefined): Promise<void> {
-    if (!restored) return;
     let now = Date.now();
-    if (restored.length) this.apply(restored, now);
+    if (restored?.length) this.apply(restored, now);
     let conns;
     try {
       conns = await this.datapath!.dumpKernel();
     } catch (e) {
-      this.log.warn({ err: (e as Error).message }, 'conntrack dump at start failed: restored sessions are checked by the periodic sync');
+      this.log.warn({ err: (e as Error).message }, restored ? 'conntrack dump at start failed: restored sessions are checked by the periodic sync'
+        : 'conntrack dump at start failed: connections offloaded by an earlier run are not re-decided');
+      return;
+    }
+    if (!restored) {
+      const mark = this.config.engine.offloadMark;
+      const ours = conns.filter((c) => c.mark !== undefined && (c.mark & mark) !== 0);
+      if (!ours.length) return;
+      let routes = new Map<string, number>();
+      try {
+        routes = await routeInterfaces(ours.flatMap((c) => [c.orig.src, c.orig.dst]));
+      } catch (e) {
+        this.log.warn({ err: (e as Error).message }, 'route lookups at start failed: entries are re-decided without their interfaces');
+      }
+      now = Date.now();
+      const u = this.engine.reconcileUnowned(ours, (a) => routes.get(a), now);
+      if (u.effects.length) this.apply(u.effects, now);
+      this.log.warn({ adopted: u.adopted, cut: u.cut }, 'started without a table: connections offloaded by an earlier run were decided again by the running policy');
       return;
     }
     now = Date.now();

@@ -759,19 +759,8 @@ export class SessionEngine {
         effects.push({ kind: 'ct-delete', serial: 0, orig: c.orig });
         continue;
       }
-      const pol: PolicyMatch = { policyId: 0, action: 'accept', logTraffic: false, vd: 0 };
-      const state: [number, number] = c.orig.proto === IPPROTO_TCP ? (c.tcpState !== undefined ? tcpFromKernel(c.tcpState) ?? [1, 1] : [1, 1]) : [0, (c.counters?.replyPackets ?? 0) > 0 ? 1 : 0];
-      const s = this.newSession(c.orig, pol, state, 0, 0, c.counters?.origBytes ?? 0, now);
-      s.org.packets = c.counters?.origPackets ?? 0;
-      this.enter(s, now);
+      this.adoptKernelEntry(c, { policyId: 0, action: 'accept', logTraffic: false, vd: 0 }, 0, 0, now, effects);
       adopted++;
-      effects.push({ kind: 'session-start', session: s });
-      effects.push(...this.kernelReport({ ...c, event: 'dump' }, now));
-      if (this.config.offload && (c.mark === undefined || (c.mark & this.config.offloadMark) === 0)) {
-        s.offloadPending = true;
-        this.counters.offloadRequests++;
-        effects.push({ kind: 'offload', serial: s.serial, orig: s.orig, mark: this.config.offloadMark, kernelTimeout: this.config.kernelTimeout });
-      } else if (c.mark !== undefined && (c.mark & this.config.offloadMark) !== 0) s.offloaded = true;
     }
     let ended = 0;
     for (const s of [...this.bySerial.values()]) {
@@ -780,6 +769,54 @@ export class SessionEngine {
       effects.push(...this.end(s, 'kernel-gone', now, false));
     }
     return { effects, ended, adopted, expired };
+  }
+
+  /** A kernel entry becomes a session of `pol`, offloaded (asked for, when it is not yet). */
+  private adoptKernelEntry(c: KernelFlowReport, pol: PolicyMatch, indev: number, outdev: number, now: number, effects: Effect[]): Session {
+    const state: [number, number] = c.orig.proto === IPPROTO_TCP ? (c.tcpState !== undefined ? tcpFromKernel(c.tcpState) ?? [1, 1] : [1, 1]) : [0, (c.counters?.replyPackets ?? 0) > 0 ? 1 : 0];
+    const s = this.newSession(c.orig, pol, state, indev, outdev, c.counters?.origBytes ?? 0, now);
+    s.org.packets = c.counters?.origPackets ?? 0;
+    // Replies route back the way the original direction came.
+    if (indev || outdev) s.devReply = [outdev, indev];
+    this.enter(s, now);
+    effects.push({ kind: 'session-start', session: s });
+    effects.push(...this.kernelReport({ ...c, event: 'dump' }, now));
+    if (this.config.offload && (c.mark === undefined || (c.mark & this.config.offloadMark) === 0)) {
+      s.offloadPending = true;
+      this.counters.offloadRequests++;
+      effects.push({ kind: 'offload', serial: s.serial, orig: s.orig, mark: this.config.offloadMark, kernelTimeout: this.config.kernelTimeout });
+    } else if (c.mark !== undefined && (c.mark & this.config.offloadMark) !== 0) s.offloaded = true;
+    return s;
+  }
+
+  /**
+   * A start with no table of ours (after a crash, or with the snapshot lost): kernel entries that
+   * carry our offload mark were let through by an earlier run, and their packets skip the queue.
+   * Each is decided again against the running policy, with the interfaces its addresses route
+   * through (`route`): a policy that accepts it adopts it as its session; a deny (a policy changed
+   * while the daemon was down, or the implicit one) deletes the entry, which cuts the flow.
+   * Entries without the mark are not ours to judge: their next packet comes to the queue.
+   */
+  reconcileUnowned(conns: KernelFlowReport[], route: (addr: string) => number | undefined, now: number): { effects: Effect[]; adopted: number; cut: number } {
+    const effects: Effect[] = [];
+    let adopted = 0;
+    let cut = 0;
+    for (const c of conns) {
+      if (c.mark === undefined || (c.mark & this.config.offloadMark) === 0) continue;
+      if (this.table.has(flowKey(c.orig)) || this.expectations.match(c.orig)) continue;
+      const indev = route(c.orig.src) ?? 0;
+      const outdev = route(c.orig.dst) ?? 0;
+      const pol = this.config.policy(c.orig, indev, outdev, -1);
+      if (pol.action === 'deny') {
+        cut++;
+        this.counters.policyDenied++;
+        effects.push({ kind: 'ct-delete', serial: 0, orig: c.orig });
+        continue;
+      }
+      this.adoptKernelEntry(c, pol, indev, outdev, now, effects);
+      adopted++;
+    }
+    return { effects, adopted, cut };
   }
 
   /** The kernel confirmed (or refused) the offload the engine asked for. */

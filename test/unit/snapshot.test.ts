@@ -90,6 +90,31 @@ t.test('restart reconciliation: sessions the kernel ended close, unknown entries
   t.end();
 });
 
+t.test('a start without a table: entries an earlier run offloaded are decided again by the running policy', (t) => {
+  const OFF = 0x00100000;
+  const seen: Array<[number, number]> = [];
+  const policy = (tu: { dport: number }, indev: number, outdev: number): PolicyMatch => {
+    seen.push([indev, outdev]);
+    return tu.dport === 21 && indev === 2 && outdev === 3 ? { policyId: 9, action: 'accept', logTraffic: true, vd: 0, sessionTtl: 900 } : { policyId: 0, action: 'deny', logTraffic: false, vd: 0 };
+  };
+  const e = new SessionEngine(defaultEngineConfig({ policy, offloadMark: OFF }));
+  const entry = (dport: number, mark: number): KernelFlowReport => ({
+    event: 'dump', orig: { family: 4, proto: 6, src: C, dst: S, sport: 45000 + dport, dport }, reply: { family: 4, proto: 6, src: S, dst: C, sport: dport, dport: 45000 + dport },
+    mark, tcpState: 3, counters: { origPackets: 10, origBytes: 1000, replyPackets: 8, replyBytes: 5000 },
+  });
+  const route = (a: string) => (a === C ? 2 : a === S ? 3 : undefined);
+  const r = e.reconcileUnowned([entry(21, OFF), entry(22, OFF | 0x1), entry(23, 0)], route, 5000);
+  t.match(r, { adopted: 1, cut: 1 });
+  t.same(seen, [[2, 3], [2, 3]], 'decided with the interfaces the addresses route through; the unmarked entry not at all');
+  t.same(kinds(r.effects), ['session-start', 'ct-delete']);
+  t.match(r.effects[1], { kind: 'ct-delete', orig: { dport: 22 } }, 'denied now: the entry is deleted, the flow cut');
+  const s = [...e.sessions()][0];
+  t.match(s, { policyId: 9, ttl: 900, offloaded: true, state: [1, 1], devOrg: [2, 3], devReply: [3, 2], org: { packets: 10 }, rep: { packets: 8 } });
+  t.equal(e.counters.policyDenied, 1);
+  t.same(e.reconcileUnowned([entry(21, OFF)], route, 6000).adopted, 0, 'an entry already in the table is left alone');
+  t.end();
+});
+
 t.test('snapshot files: atomic write, read back, a corrupt one is reported and moved aside', (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'nfsessiond-snap-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
