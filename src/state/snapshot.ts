@@ -24,8 +24,17 @@ function reviver(_key: string, value: unknown): unknown {
   return value;
 }
 
+/** JSON with Buffers as base64: snapshots and journal records. */
+export function encodeJson(v: unknown): string {
+  return JSON.stringify(v, replacer);
+}
+
+export function decodeJson(text: string): unknown {
+  return JSON.parse(text, reviver);
+}
+
 export function encodeSnapshot(s: EngineSnapshot): string {
-  return JSON.stringify(s, replacer);
+  return encodeJson(s);
 }
 
 /** Parses and checks the shape; throws an Error that says what is wrong. */
