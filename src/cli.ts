@@ -6,6 +6,7 @@
 import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Command } from 'commander';
+import { endQuietlyOnBrokenPipe } from './cli/broken-pipe.js';
 import { ConfigErrors, loadConfigFile } from './config/load.js';
 import { registerDiagnose } from './control/cli/index.js';
 import { withControl } from './control/cli/call.js';
@@ -100,6 +101,8 @@ export function buildProgram(): Command {
 }
 
 export function main(argv: string[] = process.argv): Promise<unknown> {
+  // The daemon logs through its own stream on fd 1, so this only concerns what commands print.
+  endQuietlyOnBrokenPipe();
   return buildProgram().parseAsync(argv).catch(fail);
 }
 
