@@ -9,6 +9,7 @@ import { BLOCKS, TABLES, VDOM_SCOPED } from './blocks.js';
 import { readVdomPolicies } from './firewall.js';
 import { readLimits } from './limits.js';
 import { readBody, readTable, defaults, type BlockValues, type Entry } from './schema.js';
+import { nearOrExpected } from './suggest.js';
 import { ConfigError, parseSyntax, type ConfigNode } from './syntax.js';
 import { parseListen, type ListenAddress } from '../metrics/listen.js';
 import { DEFAULT_HELPER_BINDINGS, HelperTable, type HelperBinding } from '../helpers/registry.js';
@@ -65,7 +66,7 @@ const table = (path: string, scope: Scope): Entry[] => scope.tables.get(path) ??
 const knownPaths = () => [...Object.keys(BLOCKS), ...Object.keys(TABLES)].map((p) => `'config ${p}'`).join(', ');
 
 /** Reads one `config <path>` statement into a scope; a block or table given twice amends the first. */
-function readStatement(n: ConfigNode, scope: Scope, file: string, errors: ConfigError[]): void {
+function readStatement(n: ConfigNode, scope: Scope, file: string, errors: ConfigError[], topLevel: boolean): void {
   const path = n.path.join(' ');
   const spec = BLOCKS[path];
   if (spec) {
@@ -97,7 +98,9 @@ function readStatement(n: ConfigNode, scope: Scope, file: string, errors: Config
     }
     return;
   }
-  errors.push(new ConfigError(file, { line: n.pos.line, col: n.pos.col + 7 }, `unknown block 'config ${path}': expected one of ${knownPaths()}`));
+  // 'global' and 'vdom' open scopes, so they are near misses only at the top of the file.
+  const paths = [...Object.keys(BLOCKS), ...Object.keys(TABLES), ...(topLevel ? ['global', 'vdom'] : [])];
+  errors.push(new ConfigError(file, { line: n.pos.line, col: n.pos.col + 7 }, `unknown block 'config ${path}': ${nearOrExpected(path, paths, `expected one of ${knownPaths()}`, (p) => `'config ${p}'`)}`));
 }
 
 /** The vendor's default helper list amended by `config system session-helper` (edit / delete). */
@@ -154,7 +157,7 @@ export function parseConfig(text: string, file = '<config>'): DaemonConfig {
     const scoped = VDOM_SCOPED.has(path);
     if (where === 'global' && scoped) { errors.push(new ConfigError(file, n.pos, `'config ${path}' belongs inside 'config vdom' / 'edit <vdom>', not 'config global'`)); return; }
     if (where === 'vdom' && !scoped && (BLOCKS[path] || TABLES[path])) { errors.push(new ConfigError(file, n.pos, `'config ${path}' is global: put it in 'config global'`)); return; }
-    readStatement(n, where === 'top' ? (scoped ? vdoms.get('root')! : global) : scope, file, errors);
+    readStatement(n, where === 'top' ? (scoped ? vdoms.get('root')! : global) : scope, file, errors, where === 'top');
   };
   for (const n of nodes) {
     if (n.kind !== 'config') {

@@ -3,6 +3,7 @@
 // cannot drift.
 
 import { ConfigError, type ConfigNode, type EditNode, type Node, type Pos, type SetNode } from './syntax.js';
+import { alsoDidYouMean, didYouMean, nearOrExpected } from './suggest.js';
 
 export type FieldSpec =
   | { type: 'int'; min: number; max: number; default: number; help: string }
@@ -57,12 +58,12 @@ function readField(spec: FieldSpec, n: SetNode, where: string, file: string): Va
     }
     case 'enum': {
       const x = one();
-      if (!spec.values.includes(x)) throw new ConfigError(file, p[0], `'${n.key}' in ${where}: expected one of ${spec.values.join('|')}, got '${x}'`);
+      if (!spec.values.includes(x)) throw new ConfigError(file, p[0], `'${n.key}' in ${where}: expected one of ${spec.values.join('|')}, got '${x}'${alsoDidYouMean(x, spec.values)}`);
       return x;
     }
     case 'flag': {
       const x = one();
-      if (x !== 'enable' && x !== 'disable') throw new ConfigError(file, p[0], `'${n.key}' in ${where}: expected enable|disable, got '${x}'`);
+      if (x !== 'enable' && x !== 'disable') throw new ConfigError(file, p[0], `'${n.key}' in ${where}: expected enable|disable, got '${x}'${alsoDidYouMean(x, ['enable', 'disable'])}`);
       return x === 'enable';
     }
     case 'string':
@@ -70,7 +71,7 @@ function readField(spec: FieldSpec, n: SetNode, where: string, file: string): Va
     case 'strings':
       if (spec.values) {
         v.forEach((x, i) => {
-          if (!spec.values!.includes(x)) throw new ConfigError(file, p[i], `'${n.key}' in ${where}: expected any of ${spec.values!.join('|')}, got '${x}'`);
+          if (!spec.values!.includes(x)) throw new ConfigError(file, p[i], `'${n.key}' in ${where}: expected any of ${spec.values!.join('|')}, got '${x}'${alsoDidYouMean(x, spec.values!)}`);
         });
       }
       return [...v];
@@ -96,18 +97,28 @@ export function readBody(body: Node[], spec: BlockSpec, where: string, file: str
     try {
       if (n.kind === 'set') {
         const f = spec.fields[n.key];
-        if (!f) throw new ConfigError(file, n.valuePos[0] ? { line: n.pos.line, col: n.pos.col + 4 } : n.pos, `unknown key '${n.key}' in ${where}: expected one of ${Object.keys(spec.fields).join(', ')}`);
+        if (!f) {
+          const keys = Object.keys(spec.fields);
+          throw new ConfigError(file, n.valuePos[0] ? { line: n.pos.line, col: n.pos.col + 4 } : n.pos, `unknown key '${n.key}' in ${where}: ${nearOrExpected(n.key, keys, `expected one of ${keys.join(', ')}`)}`);
+        }
         values[n.key] = readField(f, n, where, file);
         positions[n.key] = n.valuePos[0];
         valuePositions[n.key] = n.valuePos;
       } else if (n.kind === 'unset') {
         const f = spec.fields[n.key];
-        if (!f) throw new ConfigError(file, n.pos, `unknown key '${n.key}' in ${where}`);
+        if (!f) {
+          const near = didYouMean(n.key, Object.keys(spec.fields));
+          throw new ConfigError(file, { line: n.pos.line, col: n.pos.col + 6 }, `unknown key '${n.key}' in ${where}${near ? `: ${near}` : ''}`);
+        }
         values[n.key] = Array.isArray(f.default) ? [...f.default] : f.default;
       } else if (n.kind === 'config') {
         const name = n.path.join(' ');
         const t = spec.tables?.[name];
-        if (!t) throw new ConfigError(file, n.pos, `unknown block 'config ${name}' in ${where}${spec.tables ? `: expected ${Object.keys(spec.tables).map((x) => `'config ${x}'`).join(', ')}` : ''}`);
+        if (!t) {
+          const names = Object.keys(spec.tables ?? {});
+          const quote = (x: string) => `'config ${x}'`;
+          throw new ConfigError(file, { line: n.pos.line, col: n.pos.col + 7 }, `unknown block 'config ${name}' in ${where}${names.length ? `: ${nearOrExpected(name, names, `expected ${names.map(quote).join(', ')}`, quote)}` : ''}`);
+        }
         tables[name] = readTable(n, t, `${where} > config ${name}`, file, errors);
       } else {
         throw new ConfigError(file, n.pos, `'${n.kind}' is not valid directly in ${where}`);

@@ -2,6 +2,10 @@
 // `unset <key>` / `next` / `end`, nested, `#` comments, single or double quoted strings with
 // backslash escapes. This module only builds the tree; what keys mean is schema.ts's job.
 
+import { nearOrExpected } from './suggest.js';
+
+const STATEMENTS = ['config', 'edit', 'delete', 'set', 'unset', 'next', 'end'];
+
 export interface Pos { line: number; col: number }
 
 export interface SetNode { kind: 'set'; key: string; values: string[]; pos: Pos; valuePos: Pos[] }
@@ -117,7 +121,7 @@ export function parseSyntax(text: string, file = '<config>'): Node[] {
         break;
       }
       default:
-        throw new ConfigError(file, kw.pos, `unknown statement '${kw.text}': expected config, edit, delete, set, unset, next or end`);
+        throw new ConfigError(file, kw.pos, `unknown statement '${kw.text}': ${nearOrExpected(kw.text, STATEMENTS, 'expected config, edit, delete, set, unset, next or end')}`);
     }
   }
   if (stack.length > 1) {
