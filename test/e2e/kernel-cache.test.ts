@@ -24,7 +24,7 @@ config system session-ttl
         next
         edit 5001
             set protocol 17
-            set timeout 8
+            set timeout 30
             set refresh-direction incoming
             set start-port 5001
             set end-port 5001
@@ -87,7 +87,7 @@ t.test('a UDP session lives its TTL in the kernel, past the kernel\'s own UDP ti
     t.equal(more.received, 3, 'traffic still passes, through the kernel alone');
     const again = await session(d, (s) => s.orig_tuple.sport === sport);
     t.match(again, { serial: first.serial, offloaded: true }, 'the same session');
-    t.ok(again && again.expire >= 11, `refreshed by the new packets: expire ${again?.expire}`);
+    t.ok(again && again.expire >= 9, `refreshed by the new packets: expire ${again?.expire}`);
     t.ok((again?.org.packets ?? 0) >= 6, `counters from the kernel: ${again?.org.packets} packets`);
 
     // Idle past the TTL: the daemon's timer ends it and deletes the kernel entry.
@@ -132,7 +132,7 @@ t.test('refresh-direction incoming while offloaded, with an ICMP port unreachabl
     send('p0');
     await client.waitForLine(/^err ECONNREFUSED$/);
     const opened = await find();
-    t.match(opened, { offloaded: true, timeout: 8, refresh_dir: 'reply' }, 'offloaded at the first packet');
+    t.match(opened, { offloaded: true, timeout: 30, refresh_dir: 'reply' }, 'offloaded at the first packet');
     if (!opened) return;
     const peer = topo.spawn('server', [process.execPath, '-e', REPLY_ON_R]);
     t.teardown(() => peer.kill());
@@ -142,7 +142,7 @@ t.test('refresh-direction incoming while offloaded, with an ICMP port unreachabl
     await client.waitForLine(/^got r1$/);
     const q0 = await queueCounters(topo);
     const replied = await find();
-    t.ok(replied && replied.expire >= 7, `the reply refreshed it: expire ${replied?.expire}`);
+    t.ok(replied && replied.expire >= 28, `the reply refreshed it: expire ${replied?.expire}`);
 
     // Only the client talks for 3 s: its packets never extend expire.
     const seen: number[] = [];
@@ -152,14 +152,14 @@ t.test('refresh-direction incoming while offloaded, with an ICMP port unreachabl
       seen.push((await find())?.expire ?? -1);
     }
     t.ok(seen.every((e, i) => e >= 0 && (i === 0 || e <= seen[i - 1])), `expire kept falling while only the client sent: ${seen.join(' ')}`);
-    t.ok(seen[seen.length - 1] <= 6, 'by the time the client sent for 3 s');
+    t.ok(seen[seen.length - 1] <= 27, 'by the time the client sent for 3 s');
 
     // One reply: the view shows the refresh right away.
     send('r2');
     await client.waitForLine(/^got r2$/);
     const at = Date.now();
     const refreshed = await find();
-    t.ok(refreshed && refreshed.expire >= 7, `a reply extends it, shown ${Date.now() - at} ms after the packet: expire ${refreshed?.expire}`);
+    t.ok(refreshed && refreshed.expire >= 28, `a reply extends it, shown ${Date.now() - at} ms after the packet: expire ${refreshed?.expire}`);
     t.equal(refreshed?.serial, opened.serial, 'the same session throughout');
     const q1 = await queueCounters(topo);
     t.equal(q1!.lastId - q0!.lastId, 0, 'no packet of the offloaded session reached the queue');

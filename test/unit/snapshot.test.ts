@@ -103,9 +103,9 @@ t.test('a start without a table: entries an earlier run offloaded are decided ag
     mark, tcpState: 3, counters: { origPackets: 10, origBytes: 1000, replyPackets: 8, replyBytes: 5000 },
   });
   const route = (a: string) => (a === C ? 2 : a === S ? 3 : undefined);
-  const r = e.reconcileUnowned([entry(21, OFF), entry(22, OFF | 0x1), entry(23, 0)], route, 5000);
+  const r = e.reconcileUnowned([entry(21, OFF), entry(22, OFF | 0x1), entry(23, 0), { ...entry(24, OFF), tcpState: 7 }], route, 5000);
   t.match(r, { adopted: 1, cut: 1 });
-  t.same(seen, [[2, 3], [2, 3]], 'decided with the interfaces the addresses route through; the unmarked entry not at all');
+  t.same(seen, [[2, 3], [2, 3]], 'decided with the interfaces the addresses route through; the unmarked and the closed entry not at all');
   t.same(kinds(r.effects), ['session-start', 'ct-delete']);
   t.match(r.effects[1], { kind: 'ct-delete', orig: { dport: 22 } }, 'denied now: the entry is deleted, the flow cut');
   const s = [...e.sessions()][0];
