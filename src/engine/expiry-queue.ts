@@ -12,10 +12,11 @@ export class ExpiryQueue<T extends Timed> {
 
   get size(): number { return this.heap.length; }
 
-  /** Files the item if it has no entry yet or its expiry moved earlier than its entry. */
-  schedule(item: T): void {
-    if (item.timerAt !== 0 && item.timerAt <= item.expireAt) return;
+  /** Files the item if it has no entry yet or its expiry moved earlier than its entry; true when it did. */
+  schedule(item: T): boolean {
+    if (item.timerAt !== 0 && item.timerAt <= item.expireAt) return false;
     this.push(item);
+    return true;
   }
 
   private push(item: T): void {

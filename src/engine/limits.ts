@@ -45,6 +45,10 @@ export interface LimitsConfig {
   bypassIdleTimeout: number;
   /** Seconds between memory samples (read by the daemon, not the engine). */
   memorySampleInterval: number;
+  /** `adaptive-timeout-start`: table use (% of the session limit) from which timeouts shrink; 0 = off (adaptive.ts). */
+  adaptiveStart: number;
+  /** `adaptive-timeout-end`: table use (%) at which timeouts reach zero; may exceed 100. */
+  adaptiveEnd: number;
 }
 
 export function defaultLimits(over: Partial<LimitsConfig> = {}): LimitsConfig {
@@ -60,6 +64,8 @@ export function defaultLimits(over: Partial<LimitsConfig> = {}): LimitsConfig {
     servicePorts: Object.fromEntries(Object.entries(DEFAULT_SERVICE_PORTS).map(([k, v]) => [k, [...v]])) as Record<ServiceName, number[]>,
     bypassIdleTimeout: 120,
     memorySampleInterval: 5,
+    adaptiveStart: 0,
+    adaptiveEnd: 100,
     ...over,
   };
 }

@@ -83,8 +83,11 @@ export interface Session {
   ctId?: number;
   /** Time (ms) the current timer counts from: the last refresh or state change. */
   timerBase?: number;
-  /** The timer ran out while offloaded: 1 = waiting a grace for the kernel's DESTROY, 2 = a reading was asked for. */
-  kernelWait?: 0 | 1 | 2;
+  /**
+   * The timer ran out while offloaded: 1 = waiting a grace for the kernel's DESTROY, 2 = a reading
+   * was asked for, 3 = a reading was asked for because the adaptive (scaled) timer ran out.
+   */
+  kernelWait?: 0 | 1 | 2 | 3;
   nat?: NatView;
   /** Consecutive kernel dumps that lacked this offloaded session. */
   kernelMisses?: number;
