@@ -3,6 +3,7 @@
 //   config system global            av-failopen-session {enable|disable}   (default disable)
 //                                   av-failopen {pass|off|one-shot}        (default pass)
 //                                   memory-use-threshold-red|extreme|green (88/95/82, range 70-97)
+//                                   adaptive-timeout-start <pct> (0 = off), adaptive-timeout-end <pct>
 //   config system resource-limits   session <n>     global session limit (0 = unlimited)
 //                                   proxy <n>       concurrent users, all VDOMs (0 = unlimited)
 //                                   user-idle-timeout <s>  (nfsessiond: idle user expiry, 3600)
@@ -48,6 +49,13 @@ export function readLimits(src: LimitsSource, vdomNames: string[], file: string,
   const green = g['memory-use-threshold-green'] as number;
   if (green > red) errors.push(new ConfigError(file, at(glob, 'memory-use-threshold-green', at(glob, 'memory-use-threshold-red')), `memory-use-threshold-green ${green} is above memory-use-threshold-red ${red}: conserve mode could never be left`));
   if (red > extreme) errors.push(new ConfigError(file, at(glob, 'memory-use-threshold-red', at(glob, 'memory-use-threshold-extreme')), `memory-use-threshold-red ${red} is above memory-use-threshold-extreme ${extreme}`));
+
+  const adaptiveStart = g['adaptive-timeout-start'] as number;
+  const adaptiveEnd = g['adaptive-timeout-end'] as number;
+  if (adaptiveStart > 0 && adaptiveEnd <= adaptiveStart) {
+    const pos = glob.valuePositions['adaptive-timeout-end']?.[0] ?? glob.valuePositions['adaptive-timeout-start']?.[0] ?? at(glob, 'adaptive-timeout-start');
+    errors.push(new ConfigError(file, pos, `adaptive-timeout-end ${adaptiveEnd} must be above adaptive-timeout-start ${adaptiveStart}`));
+  }
 
   const maxSessions = res.values.session as number;
   const vdom: VdomLimit[] = [];
@@ -118,6 +126,8 @@ export function readLimits(src: LimitsSource, vdomNames: string[], file: string,
     servicePorts,
     bypassIdleTimeout: sys.values['failopen-bypass-timeout'] as number,
     memorySampleInterval: sys.values['memory-sample-interval'] as number,
+    adaptiveStart,
+    adaptiveEnd,
   });
   return { maxSessions, vdomNames: [...vdomNames], limits };
 }

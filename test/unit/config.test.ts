@@ -76,7 +76,7 @@ config system nope
 end`);
   t.same(errs.slice(0, 3), [
     "r.conf:2:28: 'tcp-halfopen-timer' in 'config system global': expected an integer, got 'ten'",
-    "r.conf:3:9: unknown key 'tcp-bogus' in 'config system global': expected one of tcp-halfopen-timer, tcp-halfclose-timer, tcp-timewait-timer, udp-idle-timer, av-failopen-session, av-failopen, memory-use-threshold-red, memory-use-threshold-extreme, memory-use-threshold-green",
+    "r.conf:3:9: unknown key 'tcp-bogus' in 'config system global': expected one of tcp-halfopen-timer, tcp-halfclose-timer, tcp-timewait-timer, udp-idle-timer, av-failopen-session, av-failopen, memory-use-threshold-red, memory-use-threshold-extreme, memory-use-threshold-green, adaptive-timeout-start, adaptive-timeout-end",
     "r.conf:4:28: 'tcp-timewait-timer' in 'config system global': 999 is out of range 0-300",
   ]);
   t.equal(errs.length, 4);
