@@ -49,7 +49,7 @@ export function formatSession(v: SessionView): string {
   // `npu` is the vendor's flag of an offloaded session; ours are offloaded to the kernel.
   const state = [v.log ? 'log' : '', 'may_dirty', v.offloaded ? 'npu' : ''].filter(Boolean).join(' ');
   return [
-    `session info: proto=${v.proto} proto_state=${v.proto_state} duration=${v.duration} expire=${v.expire} timeout=${v.timeout} refresh_dir=${v.refresh_dir} flags=00000000 socktype=0 sockport=0 av_idx=0 use=${v.helper ? 4 : 3}`,
+    `session info: proto=${v.proto} proto_state=${v.proto_state} duration=${v.duration} expire=${v.expire}${v.adaptive !== undefined ? ` adaptive=${v.adaptive.toFixed(2)}` : ''} timeout=${v.timeout} refresh_dir=${v.refresh_dir} flags=00000000 socktype=0 sockport=0 av_idx=0 use=${v.helper ? 4 : 3}`,
     'origin-shaper=',
     'reply-shaper=',
     'per_ip_shaper=',
@@ -91,8 +91,28 @@ export interface StatView {
   tcp_states: Record<string, number>;
   ses_limit: number;
   ses6_limit: number;
+  /**
+   * Adaptive timeouts (src/engine/adaptive.ts), absent while adaptive-timeout-start is 0: the
+   * lowest factor in force, and each session limit they count against (none configured: no effect).
+   */
+  adaptive?: AdaptiveStat;
   counters: Record<string, number>;
   queue?: Record<string, number>;
+}
+
+export interface AdaptiveStat {
+  start: number;
+  end: number;
+  factor: number;
+  /** Sessions ended by a scaled timer before their own ran out. */
+  expired: number;
+  limits: Array<{ limit: 'global' | 'vdom'; vdom?: string; sessions: number; max: number; factor: number }>;
+}
+
+function adaptiveLines(a: AdaptiveStat): string[] {
+  const head = `adaptive timeout: start=${a.start}% end=${a.end}% factor=${a.factor.toFixed(2)} expired=${a.expired}`;
+  if (!a.limits.length) return [`${head} (no session limit configured: no effect)`];
+  return [head, ...a.limits.map((l) => `\t${l.limit === 'global' ? 'global' : `vdom ${l.vdom}`}: sessions=${l.sessions}/${l.max} (${Math.floor((l.sessions * 100) / l.max)}%) factor=${l.factor.toFixed(2)}`)];
 }
 
 /** What `full-stat` adds: the table line, the offloaded count, the kernel's conntrack table. */
@@ -117,6 +137,7 @@ export function formatStat(s: StatView | FullStatView): string {
     'firewall error stat:',
     ...Object.entries(s.counters).map(([k, n]) => `${k}=${hex8(n)}`),
     `global: ses_limit=${s.ses_limit} ses6_limit=${s.ses6_limit} rt_limit=0 rt6_limit=0`,
+    ...(s.adaptive ? adaptiveLines(s.adaptive) : []),
   ];
   if (s.conserve) {
     const k = s.conserve;

@@ -1,6 +1,7 @@
 // The serialisable view of a session at a given time: what `diagnose sys session list` shows,
 // and what `--json` hands to scripts. Field names follow the vendor's record.
 
+import { scaledExpiry } from '../engine/adaptive.js';
 import type { Session } from '../engine/types.js';
 import type { FlowTuple } from '../packet/types.js';
 
@@ -9,7 +10,10 @@ export interface SessionView {
   proto: number;
   proto_state: string;
   duration: number;
+  /** Seconds left, scaled by adaptive timeouts when they apply. */
   expire: number;
+  /** The adaptive-timeout factor scaling `expire`, present only while it is below 1. */
+  adaptive?: number;
   timeout: number;
   refresh_dir: 'both' | 'org' | 'reply';
   helper?: string;
@@ -50,14 +54,16 @@ export function noOffloadReason(s: Session, offloadEnabled: boolean): string | u
   return 'not-established';
 }
 
-export function viewOf(s: Session, now: number, offloadEnabled = true): SessionView {
+/** `adaptive`: the session's adaptive-timeout factor (SessionEngine.adaptiveFactor), 1 when none applies. */
+export function viewOf(s: Session, now: number, offloadEnabled = true, adaptive = 1): SessionView {
   const reason = noOffloadReason(s, offloadEnabled);
   return {
     serial: s.serial,
     proto: s.orig.proto,
     proto_state: `${s.state[0]}${s.state[1]}`,
     duration: Math.max(0, Math.floor((now - s.createdAt) / 1000)),
-    expire: Math.max(0, Math.ceil((s.expireAt - now) / 1000)),
+    expire: Math.max(0, Math.ceil((scaledExpiry(s, adaptive) - now) / 1000)),
+    ...(adaptive < 1 ? { adaptive: Math.round(adaptive * 100) / 100 } : {}),
     timeout: s.timeout,
     refresh_dir: REFRESH[s.refreshDir],
     ...(s.helper ? { helper: s.helper } : {}),

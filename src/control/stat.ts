@@ -4,7 +4,7 @@ import type { SessionEngine } from '../engine/engine.js';
 import type { Session } from '../engine/types.js';
 import { tcpPhase } from '../engine/tcp-state.js';
 import { IPPROTO_TCP } from '../packet/types.js';
-import type { FullStatView, StatView } from './format.js';
+import type { AdaptiveStat, FullStatView, StatView } from './format.js';
 
 const TCP_NAMES = ['NONE', 'ESTABLISHED', 'SYN_SENT', 'SYN_RECV', 'FIN_WAIT', 'TIME_WAIT', 'CLOSE', 'CLOSE_WAIT', 'LAST_ACK', 'LISTEN'];
 
@@ -43,6 +43,7 @@ export function statOf(engine: SessionEngine, now: number, queue?: Record<string
     tcp_states: tcp,
     ses_limit: engine.config.maxSessions,
     ses6_limit: engine.config.maxSessions,
+    ...(engine.config.limits.adaptiveStart > 0 ? { adaptive: adaptiveOf(engine) } : {}),
     counters: {
       malformed,
       policy_deny: c.policyDenied,
@@ -75,6 +76,15 @@ export function fullStatOf(engine: SessionEngine, now: number, queue?: Record<st
     npu_session_count: offloaded,
     ...(kernel ? { kernel } : {}),
   };
+}
+
+/** Adaptive timeouts: table-wide like the event counters, whatever the filter. */
+function adaptiveOf(engine: SessionEngine): AdaptiveStat {
+  const L = engine.config.limits;
+  const limits = engine.adaptiveLimits().map((l) => ({
+    limit: l.limit, ...(l.vd !== undefined ? { vdom: engine.admission.vdomName(l.vd) } : {}), sessions: l.sessions, max: l.max, factor: l.factor,
+  }));
+  return { start: L.adaptiveStart, end: L.adaptiveEnd, factor: Math.min(1, ...limits.map((l) => l.factor)), expired: engine.counters.adaptiveExpired, limits };
 }
 
 /** The conserve line of the stat view (admission.ts has the rules). */

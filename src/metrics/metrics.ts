@@ -16,6 +16,8 @@
 //   nfsessiond_failopen_bypassed_total                   counter: flows let through uninspected
 //   nfsessiond_failopen_bypass_flows                     gauge
 //   nfsessiond_memory_use_percent                        gauge: the last conserve-mode sample
+//   nfsessiond_adaptive_timeout_factor{limit,vdom}       gauge: adaptive-timeout scale of each session limit (1 = none)
+//   nfsessiond_adaptive_expired_total                    counter: sessions ended by a scaled-down timer
 //   nfsessiond_queue_dropped_total{queue}                counter: kernel dropped, queue full
 //   nfsessiond_queue_user_dropped_total{queue}           counter: kernel dropped, netlink socket full
 //   nfsessiond_queue_waiting{queue}                      gauge: packets waiting for a verdict
@@ -236,6 +238,23 @@ export class DaemonMetrics {
     new Gauge({
       name: 'nfsessiond_memory_use_percent', help: 'System memory use (%) of the last sample (conserve mode thresholds).', registers,
       collect() { this.set(src.engine().admission.view().memory); },
+    });
+
+    new Gauge({
+      name: 'nfsessiond_adaptive_timeout_factor',
+      help: 'Adaptive timeouts: the factor scaling session lifetimes, per session limit (limit="global", or limit="vdom" with its vdom); 1 = unscaled, also while adaptive-timeout-start is 0 or no limit is configured.',
+      labelNames: ['limit', 'vdom'], registers,
+      collect() {
+        this.reset();
+        const e = src.engine();
+        const limits = e.adaptiveLimits();
+        if (!limits.some((l) => l.limit === 'global')) this.set({ limit: 'global' }, 1);
+        for (const l of limits) this.set(l.limit === 'global' ? { limit: 'global' } : { limit: 'vdom', vdom: src.vdName(l.vd ?? 0) }, l.factor);
+      },
+    });
+    new Counter({
+      name: 'nfsessiond_adaptive_expired_total', help: 'Sessions ended by an adaptive (scaled-down) timer before their own would have run out.', registers,
+      collect() { this.reset(); this.inc(src.engine().counters.adaptiveExpired); },
     });
 
     new Counter({

@@ -28,7 +28,7 @@ export function sessionHandlers(ctx: DaemonContext, views: ControlViews): Record
     if (isEmptyFilter(f)) return undefined;
     const test = compileFilter(f);
     const ifname = (i: number) => ctx.ifname(i);
-    return (s) => test(viewOf(s, now, offload()), ifname);
+    return (s) => test(viewOf(s, now, offload(), ctx.engine.adaptiveFactor(s.vd)), ifname);
   };
   return {
     'session.filter': (args) => {
@@ -51,12 +51,12 @@ export function sessionHandlers(ctx: DaemonContext, views: ControlViews): Record
       }
       if (args.what !== undefined) throw new Error(`unknown list '${String(args.what)}': expected 'expectation' or nothing`);
       const shown: Session[] = [];
-      for (const s of ctx.engine.sessions()) if (!test || test(viewOf(s, now, offload()), ifname)) shown.push(s);
+      for (const s of ctx.engine.sessions()) if (!test || test(viewOf(s, now, offload(), ctx.engine.adaptiveFactor(s.vd)), ifname)) shown.push(s);
       const offloaded = shown.filter((s) => s.offloaded);
       const build = () => {
         const t = ctx.now();
         // A reading may have ended a session (its time had run out in the kernel).
-        const sessions = shown.filter((s) => ctx.engine.bySerialNumber(s.serial) === s).map((s) => viewOf(s, t, offload()));
+        const sessions = shown.filter((s) => ctx.engine.bySerialNumber(s.serial) === s).map((s) => viewOf(s, t, offload(), ctx.engine.adaptiveFactor(s.vd)));
         return { sessions, total: sessions.length };
       };
       if (!ctx.readKernel || !offloaded.length) return build();
