@@ -1,11 +1,13 @@
 // Operator state the daemon holds for its views, one of each as on the vendor box: the session
 // filter (`diagnose sys session filter`), the flow trace (`diagnose debug flow`), the in-memory
-// traffic log with its display filter (`execute log display` / `execute log filter`).
+// traffic log with its display filter (`execute log display` / `execute log filter`), the last
+// restart of the per-service accounting (`get test proxyworker 99`).
 
 import type { TrafficRecord } from '../log/traffic.js';
 import type { LogFilter } from '../log/display.js';
 import { Ring } from '../log/ring.js';
 import type { SessionFilter } from './filter.js';
+import type { AccountingRestart } from './proxyworker.js';
 import { FlowTracer, type TracerEnv } from './tracer.js';
 
 export const DEFAULT_LOG_MEMORY_RECORDS = 1000;
@@ -15,6 +17,7 @@ export class ControlViews {
   logFilter: LogFilter = {};
   readonly tracer: FlowTracer;
   trafficLog: Ring<TrafficRecord>;
+  accountingRestart?: AccountingRestart;
 
   constructor(env: TracerEnv, logRecords = DEFAULT_LOG_MEMORY_RECORDS) {
     this.tracer = new FlowTracer(env);

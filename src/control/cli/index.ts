@@ -1,4 +1,4 @@
-// The `diagnose ...` and `execute ...` trees, one register function per concern.
+// The `diagnose ...`, `get ...` and `execute ...` trees, one register function per concern.
 
 import type { Command } from 'commander';
 import { registerDebug } from './debug.js';
@@ -10,8 +10,9 @@ import { registerSniffer } from './sniffer.js';
 export function registerDiagnose(program: Command): void {
   const diagnose = program.command('diagnose').description('inspect the running daemon');
   const sys = diagnose.command('sys').description('system views');
+  const get = program.command('get').description('vendor get views of the running daemon');
   registerSession(sys);
-  registerLimits(diagnose, sys);
+  registerLimits(diagnose, sys, get);
   registerDebug(diagnose);
   registerSniffer(diagnose);
   registerExecute(program);

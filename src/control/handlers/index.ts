@@ -12,7 +12,7 @@ export function allHandlers(ctx: DaemonContext, views: ControlViews): Record<str
   return {
     ...sessionHandlers(ctx, views),
     ...debugHandlers(ctx, views),
-    ...limitsHandlers(ctx),
+    ...limitsHandlers(ctx, views),
     ...logHandlers(ctx, views),
     'daemon.status': () => ({ pid: process.pid, sessions: ctx.engine.size, mechanism: ctx.mechanism() }),
   };
