@@ -9,6 +9,8 @@ import { HELPERS } from '../helpers/registry.js';
 import { ttlFor, vdomSettings, type EngineConfig } from './engine-config.js';
 import { Admission } from './admission.js';
 import { ExpiryQueue } from './expiry-queue.js';
+import { adaptiveFactor, IdleQueue, scaledExpiry } from './adaptive.js';
+import { vdomLimit } from './limits.js';
 import { flowKey, reverseTuple, sameTuple } from './flow-key.js';
 import { tcpAdvance, tcpFromKernel, tcpInitial, tcpPhase } from './tcp-state.js';
 import { kernelStateTimeout, verdictMark, type KernelReading } from './kernel-cache.js';
@@ -64,7 +66,12 @@ export interface EngineCounters {
   deleted: number;
   /** Times a filtered clear ran. */
   flushes: number;
+  /** Sessions ended by an adaptive (scaled-down) timer before their own would have run out. */
+  adaptiveExpired: number;
 }
+
+/** One session limit under adaptive timeouts: the global one, or a VDOM's. */
+export interface AdaptiveLimit { limit: 'global' | 'vdom'; vd?: number; sessions: number; max: number; factor: number }
 
 function newCounters(): EngineCounters {
   return {
@@ -72,6 +79,7 @@ function newCounters(): EngineCounters {
     sessionsEnded: { ttl: 0, 'tcp-close': 0, 'kernel-destroy': 0, 'kernel-gone': 0, clear: 0, replaced: 0, 'parent-closed': 0 },
     policyDenied: 0, tcpWithoutSyn: 0, icmpErrorsRelated: 0, icmpErrorsUnrelated: 0, tableFull: 0,
     clash: 0, offloadRequests: 0, offloadFailures: 0, helperErrors: 0, deleted: 0, flushes: 0,
+    adaptiveExpired: 0,
   };
 }
 
@@ -92,6 +100,9 @@ export class SessionEngine {
   private readonly table = new Map<string, Slot>();
   private readonly bySerial = new Map<number, Session>();
   private readonly expiry = new ExpiryQueue<Session>();
+  /** Sessions by scaled expiry, kept only while adaptive timeouts scale (adaptive.ts). */
+  private readonly idle = new IdleQueue();
+  private idleOn = false;
   private nextSerial = 1;
   readonly counters: EngineCounters = newCounters();
   /** Limits, users, conserve mode / fail-open and per-service accounting (admission.ts). */
@@ -483,7 +494,12 @@ export class SessionEngine {
   /** Sets timeout and expireAt from the session's state: TCP transitions use the global timers. */
   private setTimer(s: Session, now: number): void {
     this.setTimerFrom(s, now);
-    if (this.bySerial.get(s.serial) === s) this.expiry.schedule(s);
+    if (this.bySerial.get(s.serial) === s) this.file(s);
+  }
+
+  /** Files a timer that is new or moved earlier; a later one is found by the queues when they pop it. */
+  private file(s: Session): void {
+    if (this.expiry.schedule(s) && this.idleOn) this.idle.file(s);
   }
 
   /** Computes timeout and expireAt counting from `base` (a refresh or state change), without filing. */
@@ -510,7 +526,7 @@ export class SessionEngine {
   /** Files the session's timer again after expireAt was set from scratch (it may move either way). */
   private refile(s: Session): void {
     s.timerAt = 0;
-    this.expiry.schedule(s);
+    this.file(s);
   }
 
   private rate(s: Session, now: number): void {
@@ -547,7 +563,7 @@ export class SessionEngine {
     this.table.set(ko, { session: s, dir: 'org' });
     this.table.set(kr, { session: s, dir: 'reply' });
     this.bySerial.set(s.serial, s);
-    this.expiry.schedule(s);
+    this.file(s);
   }
 
   private remove(s: Session, now: number): void {
@@ -605,7 +621,76 @@ export class SessionEngine {
       }
       effects.push(...this.end(s, this.closed(s) ? 'tcp-close' : 'ttl', now, true));
     }
+    this.adaptiveTick(now, effects);
     return effects;
+  }
+
+  /**
+   * The adaptive-timeout factor of a session of VDOM `vd`: of the global session limit and the
+   * VDOM's own, the one under more pressure (either can refuse its next session). 1 without a
+   * limit or with adaptive-timeout-start 0.
+   */
+  adaptiveFactor(vd: number): number {
+    return this.factorWithout(vd, 0, 0);
+  }
+
+  /** The factor with `all` sessions (`inVd` of them in `vd`) counted as gone already. */
+  private factorWithout(vd: number, all: number, inVd: number): number {
+    const L = this.config.limits;
+    if (!(L.adaptiveStart > 0)) return 1;
+    const g = adaptiveFactor(L.adaptiveStart, L.adaptiveEnd, this.bySerial.size - all, this.config.maxSessions);
+    const max = vdomLimit(L, vd).session;
+    return max > 0 ? Math.min(g, adaptiveFactor(L.adaptiveStart, L.adaptiveEnd, this.admission.sessionsIn(vd) - inVd, max)) : g;
+  }
+
+  /** The session limits adaptive timeouts count against, with their use and factor (none when off). */
+  adaptiveLimits(): AdaptiveLimit[] {
+    const L = this.config.limits;
+    if (!(L.adaptiveStart > 0)) return [];
+    const out: AdaptiveLimit[] = [];
+    const f = (n: number, max: number) => adaptiveFactor(L.adaptiveStart, L.adaptiveEnd, n, max);
+    if (this.config.maxSessions > 0) out.push({ limit: 'global', sessions: this.bySerial.size, max: this.config.maxSessions, factor: f(this.bySerial.size, this.config.maxSessions) });
+    L.vdom.forEach((v, vd) => {
+      if (v && v.session > 0) out.push({ limit: 'vdom', vd, sessions: this.admission.sessionsIn(vd), max: v.session, factor: f(this.admission.sessionsIn(vd), v.session) });
+    });
+    return out;
+  }
+
+  /** When the session's time runs out with adaptive timeouts as they are now. */
+  effectiveExpiry(s: Session): number {
+    return scaledExpiry(s, this.adaptiveFactor(s.vd));
+  }
+
+  /**
+   * Ends the sessions whose scaled timer ran out, the most idle first, asking for the factor again
+   * after each: every session that leaves gives the next ones more time. The idle queue exists only
+   * while some factor is below 1, so the packet path pays nothing for it otherwise; it is built
+   * from the table when the pressure starts.
+   */
+  private adaptiveTick(now: number, effects: Effect[]): void {
+    if (!this.adaptiveLimits().some((l) => l.factor < 1)) {
+      if (this.idleOn) { this.idle.clear(); this.idleOn = false; }
+      return;
+    }
+    if (!this.idleOn) { this.idle.build(this.bySerial.values()); this.idleOn = true; }
+    const alive = (x: Session) => this.bySerial.get(x.serial) === x;
+    // A session sent for a kernel reading counts as gone for the rest of this tick: most readings
+    // of an idle session end it, and without this one full table would read every offloaded
+    // session at once. One that proves active stays, and the next tick goes on from the table.
+    let reading = 0;
+    const readingIn: number[] = [];
+    const factor = (x: Session) => this.factorWithout(x.vd, reading, readingIn[x.vd] ?? 0);
+    for (let s = this.idle.next(now, factor, alive); s; s = this.idle.next(now, factor, alive)) {
+      if (s.offloaded && this.config.kernelCache) {
+        // Its packets since the last reading were the kernel's alone: the reading decides.
+        this.kernelTimerOut(s, now, effects, true);
+        reading++;
+        readingIn[s.vd] = (readingIn[s.vd] ?? 0) + 1;
+        continue;
+      }
+      this.counters.adaptiveExpired++;
+      effects.push(...this.end(s, this.closed(s) ? 'tcp-close' : 'ttl', now, true));
+    }
   }
 
   private closed(s: Session): boolean {
@@ -616,14 +701,15 @@ export class SessionEngine {
    * The timer of an offloaded session ran out, but its packets since the last reading were seen
    * only by the kernel. A session refreshed by both directions has kernel timeouts equal to its
    * own, so the kernel's DESTROY normally arrives on its own: wait a grace for it. Otherwise, or
-   * when the grace passes, ask for a reading (kernelReading decides).
+   * when the grace passes, ask for a reading (kernelReading decides). A timer scaled down by
+   * adaptive timeouts runs out before the kernel's, which sends no DESTROY then: read at once.
    */
-  private kernelTimerOut(s: Session, now: number, effects: Effect[]): void {
-    if (!s.kernelWait && s.kernelClass !== undefined && s.refreshDir === 'both' && this.classMirrors(s)) {
+  private kernelTimerOut(s: Session, now: number, effects: Effect[], scaled = false): void {
+    if (!scaled && !s.kernelWait && s.kernelClass !== undefined && s.refreshDir === 'both' && this.classMirrors(s)) {
       s.kernelWait = 1;
       s.expireAt = now + DESTROY_GRACE_MS;
     } else {
-      s.kernelWait = 2;
+      s.kernelWait = scaled ? 3 : 2;
       s.expireAt = now + READ_RETRY_MS;
       effects.push({ kind: 'kernel-read', serial: s.serial, orig: s.orig, refreshSet: s.kernelClass !== undefined && s.refreshDir !== 'both' });
     }
@@ -650,6 +736,7 @@ export class SessionEngine {
     if (!s || !s.offloaded) return [];
     // A reading asked for because the session's timer ran out, not one a view asked for.
     const timedOut = !!s.kernelWait;
+    const scaledOut = s.kernelWait === 3;
     s.kernelWait = 0;
     if (r.gone) return this.end(s, s.orig.proto === IPPROTO_TCP ? 'tcp-close' : 'kernel-gone', now, false);
     const kc = this.config.kernelCache;
@@ -661,7 +748,11 @@ export class SessionEngine {
       this.kernelReport({ event: 'dump', orig: s.orig, reply: s.reply, ...(r.mark !== undefined ? { mark: r.mark } : {}), ...(r.tcpState !== undefined ? { tcpState: r.tcpState } : {}), ...(r.counters ? { counters: r.counters } : {}) }, now);
       // Unchanged counters since the timer ran out: no activity, the session is done. A view's
       // reading with unchanged counters says nothing of the timer.
-      if ((timedOut && s.expireAt === before) || s.expireAt <= now) return this.end(s, this.closed(s) ? 'tcp-close' : 'ttl', now, true);
+      const idle = timedOut && s.expireAt === before;
+      if (idle || this.effectiveExpiry(s) <= now) {
+        if ((idle && scaledOut) || (!idle && s.expireAt > now)) this.counters.adaptiveExpired++;
+        return this.end(s, this.closed(s) ? 'tcp-close' : 'ttl', now, true);
+      }
       this.refile(s);
       return [];
     }
@@ -683,7 +774,12 @@ export class SessionEngine {
       last = r.refreshLeftMs === undefined || r.refreshLeftMs === null ? known : now - (kc!.refreshHold * 1000 - r.refreshLeftMs);
     }
     this.setTimerFrom(s, Math.min(now, Math.max(known, last)));
-    if (s.expireAt <= now) return this.end(s, this.closed(s) ? 'tcp-close' : 'ttl', now, true);
+    // The last refresh the kernel saw counts with the scale in force: an idle session's reading
+    // must not give it its unscaled lifetime back.
+    if (this.effectiveExpiry(s) <= now) {
+      if (s.expireAt > now) this.counters.adaptiveExpired++;
+      return this.end(s, this.closed(s) ? 'tcp-close' : 'ttl', now, true);
+    }
     this.refile(s);
     return [];
   }

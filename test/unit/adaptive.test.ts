@@ -203,6 +203,18 @@ t.test('offloaded sessions: a scaled timer asks the kernel at once; an idle read
   t.end();
 });
 
+t.test('a full table of offloaded sessions: one reading for each session the factor needs gone, not one for each session', (t) => {
+  const e = engine({}, { offload: true, defaultTtl: 3600, udpIdleTimer: 3600, kernelCache: cache() });
+  const s = fill(e, 20);
+  t.equal(e.adaptiveFactor(0), 0);
+  // The first read counts as gone: 19 of 20 is 95 %, 600 s for the next, which has had 18 s.
+  const fx = e.tick(19_000);
+  t.same(fx.filter((x) => x.kind === 'kernel-read').map((x) => (x as { serial: number }).serial), [s[0].serial]);
+  t.same(deleted(e.kernelReading(s[0].serial, { timeout: 3581, seenReply: false }, 19_000)), [s[0].serial], 'idle since its first packet: gone');
+  t.same(e.tick(20_000).filter((x) => x.kind === 'kernel-read'), [], 'the rest have time');
+  t.end();
+});
+
 t.test('a view\'s reading of an offloaded session past its scaled time ends it too', (t) => {
   const e = engine({}, { offload: true, defaultTtl: 3600, udpIdleTimer: 3600, kernelCache: cache() });
   const s = fill(e, 17);
