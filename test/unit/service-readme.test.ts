@@ -39,7 +39,7 @@ t.test('every exported metric is documented', async (t) => {
 t.test('operate, troubleshoot, vendor CLI sections', async (t) => {
   const op = section('## Operate');
   for (const c of ['diagnose sys session filter', 'diagnose sys session list', 'diagnose sys session clear', 'diagnose sys session full-stat',
-    'diagnose sys conserve', 'diagnose user list', 'diagnose test proxyworker 4', 'diagnose debug flow trace start', 'diagnose debug flow trace read',
+    'diagnose sys conserve', 'diagnose wad user list', 'get test proxyworker 4', 'get test proxyworker 1', 'get test proxyworker 4444', 'get test proxyworker 99', 'diagnose debug flow trace start', 'diagnose debug flow trace read',
     'execute log display']) t.match(op, `$ nfsessiond ${c}`, c);
   const tr = section('## Troubleshoot');
   for (const topic of ['**Queue drops.**', '**Conserve mode.**', '**A helper does not fire.**']) t.match(tr, topic);
