@@ -58,8 +58,8 @@ export function usersOf(engine: SessionEngine, now: number): UserView[] {
 }
 
 /**
- * `diagnose user list`. Seed 001 names the command (the vendor's `diagnose wad user list`) but
- * shows no output; this follows the record the vendor prints for it. With IP-based identity the
+ * `diagnose wad user list` (also `diagnose user list`): the vendor's documentation names the
+ * command but shows no output; this follows the record the vendor prints for it. With IP-based identity the
  * user name is the source address; the lines with no equivalent here print fixed values:
  * worker 0 (one engine), auth_type IP, auth_method None, g_id 0 (no groups), user_based 0.
  * LAN is the client side of the user's sessions (bytes_in from the client, bytes_out to it); with
@@ -132,9 +132,9 @@ export function runningTime(seconds: number): string {
 }
 
 /**
- * `diagnose test proxyworker 4`, the layout of the vendor's `get test proxyworker 4` (seed 000),
- * one worker, every section for each of HTTP, SMTP, POP3, IMAP, FTP and NNTP. The seed's blank
- * lines between output lines come from its page extraction and are not printed.
+ * `get test proxyworker 4` (also `diagnose test proxyworker 4`) in the vendor's layout, one
+ * worker, every section for each of HTTP, SMTP, POP3, IMAP, FTP and NNTP. The blank lines between
+ * output lines in the vendor's sample come from its page extraction and are not printed.
  *
  * Lines with a value here:
  *   Current Connections <live>/<max>  live tracked sessions of the service / the global session
