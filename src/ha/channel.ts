@@ -50,6 +50,10 @@ export class SyncSender {
   /** Called with each acknowledged message's sequence and the time it was first sent (sync lag). */
   onAcked?: (seq: number, sentAt: number, now: number) => void;
   private readonly firstSent = new Map<number, number>();
+  /** First sequence of the last bulk transfer: older messages are covered by it. */
+  private bulkFrom = 0;
+  /** Set by nack(): the peer asked for messages a bulk transfer covers; it should resume here. */
+  skipTo = 0;
 
   constructor(private readonly opts: ChannelOptions = DEFAULT_CHANNEL) {}
 
@@ -90,12 +94,19 @@ export class SyncSender {
     this.stats.unacked = this.unacked.size;
   }
 
-  /** The peer lacks [from, to]: what is still held goes again; what was dropped needs a bulk transfer. */
+  /**
+   * The peer lacks [from, to]: what is still held goes again. What a bulk transfer since covers
+   * is skipped (`skipTo` says where the peer should resume); anything else dropped needs a bulk.
+   */
   nack(b: NackBody, now: number): Outgoing[] {
     const out: Outgoing[] = [];
     for (let seq = b.from; seq <= b.to && seq < this.nextSeq; seq++) {
       const p = this.unacked.get(seq);
-      if (!p) { if (seq > 0) this.needsBulk = true; continue; }
+      if (!p) {
+        if (seq < this.bulkFrom) this.skipTo = this.bulkFrom;
+        else if (seq > 0) this.needsBulk = true;
+        continue;
+      }
       p.sentAt = now;
       out.push({ type: 'data', body: p.body });
       this.stats.resent++;
@@ -119,6 +130,7 @@ export class SyncSender {
 
   /** A bulk transfer starts: what was queued is covered by it. Sequence numbers go on. */
   resetForBulk(): void {
+    this.bulkFrom = this.nextSeq;
     this.unacked.clear();
     this.firstSent.clear();
     this.needsBulk = false;

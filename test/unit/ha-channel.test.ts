@@ -6,6 +6,7 @@ import fc from 'fast-check';
 import { MessageType, open, peekBoot, ReplayWindow, seal, senderKey } from '../../src/ha/wire.js';
 import { DEFAULT_CHANNEL, SyncReceiver, SyncSender, type Outgoing } from '../../src/ha/channel.js';
 import type { JournalRecord } from '../../src/state/journal.js';
+import { SyncPeer, type SyncRecord } from '../../src/ha/peer.js';
 
 const BOOT = '0123456789abcdef';
 
@@ -160,5 +161,91 @@ t.test('the sync lag callback sees each message once, from its first send', (t) 
   s.ack({ upTo: 2 }, 420);
   s.ack({ upTo: 2 }, 430);
   t.same(lags, [[1, 320], [2, 310]]);
+  t.end();
+});
+
+// Two peers over a link that misbehaves for a while, then recovers.
+function pair(plan: Array<{ drop: boolean; dup: boolean; delay: number }>) {
+  const a = new SyncPeer({ password: 'pw', group: 'g', boot: 'aaaaaaaaaaaaaaaa', channel: { ...DEFAULT_CHANNEL, batchRecords: 3 } });
+  let b = new SyncPeer({ password: 'pw', group: 'g', boot: 'bbbbbbbbbbbbbbbb', channel: { ...DEFAULT_CHANNEL, batchRecords: 3 } });
+  const applied: SyncRecord[] = [];
+  let now = 0;
+  let k = 0;
+  let wire: Array<[number, 'toA' | 'toB', Buffer]> = [];
+  const table: SyncRecord[] = [];
+  const put = (dir: 'toA' | 'toB', ds: Buffer[]) => {
+    for (const d of ds) {
+      const p = plan[k++] ?? { drop: false, dup: false, delay: 1 };
+      if (p.drop) continue;
+      wire.push([now + p.delay, dir, d]);
+      if (p.dup) wire.push([now + p.delay + 1, dir, d]);
+    }
+  };
+  const step = () => {
+    now += 1;
+    const due = wire.filter(([at]) => at <= now);
+    wire = wire.filter(([at]) => at > now);
+    for (const [, dir, d] of due) {
+      if (dir === 'toA') {
+        const r = a.receive(d, now);
+        put('toB', r.out);
+        for (const e of r.events) if ((e.kind === 'hello' && e.bulkWanted) || e.kind === 'bulk-request') put('toB', a.sendBulk(table, now));
+      } else {
+        const r = b.receive(d, now);
+        applied.push(...r.apply);
+        put('toA', r.out);
+      }
+    }
+    put('toB', a.tick(now));
+    put('toA', b.tick(now));
+  };
+  return {
+    a, get b() { return b; }, applied, table, put, step,
+    restartB: () => { b = new SyncPeer({ password: 'pw', group: 'g', boot: 'cccccccccccccccc', channel: { ...DEFAULT_CHANNEL, batchRecords: 3 } }); applied.length = 0; put('toA', [b.hello(true)]); },
+    change: (r: SyncRecord) => { table.push(r); put('toB', a.send([r], now)); },
+    run: (steps: number) => { for (let i = 0; i < steps; i++) step(); },
+  };
+}
+
+/** What B ends up knowing: the last bulk, then the changes after it, in order. */
+function afterLastBulk(applied: SyncRecord[]): SyncRecord[] {
+  const begin = applied.map((r) => r.t).lastIndexOf('bulk-begin');
+  return applied.slice(begin + 1).filter((r) => r.t !== 'bulk-end');
+}
+
+t.test('a joining peer gets the whole table by bulk, then every change in order, over a lossy link', (t) => {
+  const planArb = fc.array(fc.record({ drop: fc.boolean(), dup: fc.boolean(), delay: fc.integer({ min: 0, max: 30 }) }), { maxLength: 80 });
+  let bad = '';
+  fc.assert(fc.property(fc.integer({ min: 0, max: 20 }), fc.integer({ min: 0, max: 20 }), planArb, fc.boolean(), (before, after, plan, restart) => {
+    const p = pair(plan);
+    for (let i = 1; i <= before; i++) p.change({ t: 'end', serial: i });
+    p.put('toA', [p.b.hello(true)]);
+    p.run(5);
+    for (let i = before + 1; i <= before + after; i++) { p.change({ t: 'end', serial: i }); p.run(2); }
+    if (restart) { p.run(3); p.restartB(); }
+    p.run(3000);
+    const got = afterLastBulk(p.applied);
+    const ok = JSON.stringify(got) === JSON.stringify(p.table) && p.applied.some((r) => r.t === 'bulk-end') && p.a.sender.stats.unacked === 0;
+    if (!ok && !bad) bad = `got ${JSON.stringify(got)} want ${JSON.stringify(p.table)}; unacked ${p.a.sender.stats.unacked}`;
+    return ok;
+  }), { numRuns: 200, seed: 9 });
+  t.equal(bad, '', 'the peer holds exactly the table, and everything was acknowledged');
+  t.end();
+});
+
+t.test('a peer with another password is refused and counted, never applied', (t) => {
+  const a = new SyncPeer({ password: 'right', group: 'g', boot: 'aaaaaaaaaaaaaaaa' });
+  const c = new SyncPeer({ password: 'wrong', group: 'g', boot: 'cccccccccccccccc' });
+  const r1 = a.receive(c.hello(true), 1);
+  const r2 = a.receive(c.send([{ t: 'end', serial: 1 }], 2)[0], 2);
+  t.same([r1.apply, r2.apply], [[], []]);
+  t.same([...r1.events, ...r2.events], [{ kind: 'refused', reason: 'auth' }, { kind: 'refused', reason: 'auth' }]);
+  t.equal(a.stats.refused.auth, 2);
+  t.equal(a.stats.peerBoot, undefined, 'not taken for the peer');
+  t.same(a.receive(a.hello(false), 3).events, [{ kind: 'refused', reason: 'self' }], 'our own datagram looped back');
+  const b = new SyncPeer({ password: 'right', group: 'g', boot: 'bbbbbbbbbbbbbbbb' });
+  const h = b.hello(false);
+  t.same(a.receive(h, 4).events, [{ kind: 'hello', boot: 'bbbbbbbbbbbbbbbb', bulkWanted: false }]);
+  t.same(a.receive(h, 5).events, [{ kind: 'refused', reason: 'replay' }], 'the same datagram again');
   t.end();
 });
