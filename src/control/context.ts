@@ -12,6 +12,8 @@ export interface DaemonContext {
   /** Carries out engine effects (kernel deletes, logs) as the packet path does. */
   apply(effects: Effect[], now: number): void;
   queueStats(): Record<string, number> | undefined;
+  /** The table journal's counters (state/table-store.ts); undefined while snapshots are off. */
+  journalStats?(): Record<string, number> | undefined;
   mechanism(): string | undefined;
   ifname(index: number): string;
   /**

@@ -98,6 +98,8 @@ export interface StatView {
   adaptive?: AdaptiveStat;
   counters: Record<string, number>;
   queue?: Record<string, number>;
+  /** The table journal (records, bytes, flushes, compactions, start-up replay, write errors). */
+  journal?: Record<string, number>;
 }
 
 export interface AdaptiveStat {
@@ -124,6 +126,8 @@ export interface FullStatView extends StatView {
 
 const isFull = (s: StatView | FullStatView): s is FullStatView => 'table' in s;
 
+const keyValues = (o: Record<string, number | undefined>): string => Object.entries(o).map(([k, v]) => `${k}=${v}`).join(' ');
+
 export function formatStat(s: StatView | FullStatView): string {
   const full = isFull(s);
   const lines = [
@@ -143,7 +147,8 @@ export function formatStat(s: StatView | FullStatView): string {
     const k = s.conserve;
     lines.push(`conserve: mode=${k.mode} memory=${k.memory}% reasons=${k.reasons.join(',') || '-'} failopen=${k.failopen}${k.one_shot ? '(latched)' : ''} enter=${k.enter} leave=${k.leave} bypass_flows=${k.bypass_flows}`);
   }
-  if (s.queue) lines.push(`nfqueue: ${Object.entries(s.queue).map(([k, v]) => `${k}=${v}`).join(' ')}`);
-  if (full && s.kernel) lines.push(`kernel conntrack: ${Object.entries(s.kernel).map(([k, v]) => `${k}=${v}`).join(' ')}`);
+  if (s.queue) lines.push(`nfqueue: ${keyValues(s.queue)}`);
+  if (s.journal) lines.push(`journal: ${keyValues(s.journal)}`);
+  if (full && s.kernel) lines.push(`kernel conntrack: ${keyValues(s.kernel)}`);
   return `${lines.join('\n')}\n`;
 }

@@ -91,6 +91,7 @@ global: ses_limit=100 ses6_limit=100 rt_limit=0 rt6_limit=0
 conserve: mode=off memory=0% reasons=- failopen=disable enter=0 leave=0 bypass_flows=0
 nfqueue: received=5 dropped=0
 `);
+  t.match(formatStat({ ...statOf(e, 2500), journal: { records: 3, bytes: 900, flushes: 2 } }), /\nconserve: [^\n]*\njournal: records=3 bytes=900 flushes=2\n$/, 'the table journal\'s line');
   t.end();
 });
 

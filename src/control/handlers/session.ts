@@ -30,6 +30,11 @@ export function sessionHandlers(ctx: DaemonContext, views: ControlViews): Record
     const ifname = (i: number) => ctx.ifname(i);
     return (s) => test(viewOf(s, now, offload(), ctx.engine.adaptiveFactor(s.vd)), ifname);
   };
+  /** stat and full-stat carry the table journal's counters next to the queue's. */
+  const withJournal = <V extends object>(v: V): V & { journal?: Record<string, number> } => {
+    const journal = ctx.journalStats?.();
+    return journal ? { ...v, journal } : v;
+  };
   return {
     'session.filter': (args) => {
       const a = Array.isArray(args.args) ? args.args.map(String) : [];
@@ -64,11 +69,11 @@ export function sessionHandlers(ctx: DaemonContext, views: ControlViews): Record
     },
     'session.stat': () => {
       const now = ctx.now();
-      return statOf(ctx.engine, now, ctx.queueStats(), matcher(now));
+      return withJournal(statOf(ctx.engine, now, ctx.queueStats(), matcher(now)));
     },
     'session.full-stat': () => {
       const now = ctx.now();
-      return fullStatOf(ctx.engine, now, ctx.queueStats(), matcher(now), kernelTable());
+      return withJournal(fullStatOf(ctx.engine, now, ctx.queueStats(), matcher(now), kernelTable()));
     },
     'session.clear': () => {
       const now = ctx.now();
