@@ -16,6 +16,7 @@ import type { EngineConfig } from './engine/engine-config.js';
 import { markLayout, sessionTtls, TimerClasses, type KernelCacheConfig } from './engine/kernel-cache.js';
 import { InterfaceNames } from './kernel/interfaces.js';
 import { routeInterfaces } from './kernel/routes.js';
+import { NextHopCache } from './control/next-hops.js';
 import { readMemoryPercent } from './kernel/meminfo.js';
 import { createLogger, flushLogger } from './log/logger.js';
 import { trafficRecord, type TrafficRecord } from './log/traffic.js';
@@ -173,6 +174,7 @@ export class Daemon {
       mechanism: () => this.datapath?.mechanism,
       ifname: (i) => this.ifnames.name(i),
       readKernel: (sessions) => this.readOffloaded(sessions),
+      gateways: new NextHopCache(),
     }, this.views) });
     await this.control.listen();
     await this.startMetrics();

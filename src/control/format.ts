@@ -45,11 +45,11 @@ function hookLines(v: SessionView): string[] {
 export function formatSession(v: SessionView): string {
   const kbps = (bps: number) => Math.floor((bps * 8) / 1000);
   const dev = `dev=${v.dev_org[0]}->${v.dev_org[1]}/${v.dev_reply[0]}->${v.dev_reply[1]}`;
-  const gwy = v.orig_tuple.family === 6 ? 'gwy=::/::' : 'gwy=0.0.0.0/0.0.0.0';
+  const gwy = `gwy=${v.gwy[0]}/${v.gwy[1]}`;
   // `npu` is the vendor's flag of an offloaded session; ours are offloaded to the kernel.
   const state = [v.log ? 'log' : '', 'may_dirty', v.offloaded ? 'npu' : ''].filter(Boolean).join(' ');
   return [
-    `session info: proto=${v.proto} proto_state=${v.proto_state} duration=${v.duration} expire=${v.expire}${v.adaptive !== undefined ? ` adaptive=${v.adaptive.toFixed(2)}` : ''} timeout=${v.timeout} refresh_dir=${v.refresh_dir} flags=00000000 socktype=0 sockport=0 av_idx=0 use=${v.helper ? 4 : 3}`,
+    `session info: proto=${v.proto} proto_state=${v.proto_state} duration=${v.duration} expire=${v.expire}${v.adaptive !== undefined ? ` adaptive=${v.adaptive.toFixed(2)}` : ''} timeout=${v.timeout} refresh_dir=${v.refresh_dir} flags=00000000 socktype=0 sockport=0 av_idx=0 use=${v.use}`,
     'origin-shaper=',
     'reply-shaper=',
     'per_ip_shaper=',
