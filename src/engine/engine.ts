@@ -8,17 +8,15 @@ import { ExpectationTable, type Expectation, type ExpectationEndReason } from '.
 import { HELPERS } from '../helpers/registry.js';
 import { ttlFor, vdomSettings, type EngineConfig } from './engine-config.js';
 import { Admission } from './admission.js';
-import { ExpiryQueue } from './expiry-queue.js';
-import { adaptiveFactor, IdleQueue, scaledExpiry } from './adaptive.js';
+import { adaptiveFactor, scaledExpiry } from './adaptive.js';
 import { vdomLimit } from './limits.js';
-import { flowKey, reverseTuple, sameTuple } from './flow-key.js';
+import { reverseTuple, sameTuple } from './flow-key.js';
+import { SessionTable } from './session-table.js';
 import { tcpAdvance, tcpFromKernel, tcpInitial, tcpPhase } from './tcp-state.js';
 import { kernelStateTimeout, verdictMark, type KernelReading } from './kernel-cache.js';
 import type {
   Decision, Direction, Effect, KernelFlowReport, Packet, PolicyMatch, Session, SessionEndReason,
 } from './types.js';
-
-interface Slot { session: Session; dir: Direction }
 
 /**
  * The table as plain data, written on shutdown and read on start (src/state/snapshot.ts), so a
@@ -97,12 +95,7 @@ const STALE_ENTRY_MS = 1000;
 const READ_RETRY_MS = 5000;
 
 export class SessionEngine {
-  private readonly table = new Map<string, Slot>();
-  private readonly bySerial = new Map<number, Session>();
-  private readonly expiry = new ExpiryQueue<Session>();
-  /** Sessions by scaled expiry, kept only while adaptive timeouts scale (adaptive.ts). */
-  private readonly idle = new IdleQueue();
-  private idleOn = false;
+  private readonly table = new SessionTable();
   private nextSerial = 1;
   readonly counters: EngineCounters = newCounters();
   /** Limits, users, conserve mode / fail-open and per-service accounting (admission.ts). */
@@ -113,24 +106,22 @@ export class SessionEngine {
   readonly expectations = new ExpectationTable();
   /** Helper state by session serial. */
   private readonly helperSlots = new Map<number, HelperSlot>();
-  /** Child sessions by parent serial. */
-  private readonly childrenOf = new Map<number, Set<number>>();
 
   constructor(public config: EngineConfig) {}
 
-  get size(): number { return this.bySerial.size; }
+  get size(): number { return this.table.size; }
 
-  sessions(): IterableIterator<Session> { return this.bySerial.values(); }
+  sessions(): IterableIterator<Session> { return this.table.values(); }
 
-  bySerialNumber(serial: number): Session | undefined { return this.bySerial.get(serial); }
+  bySerialNumber(serial: number): Session | undefined { return this.table.get(serial); }
 
   helperSlot(serial: number): HelperSlot | undefined { return this.helperSlots.get(serial); }
 
   /** Serials of the sessions that expectations of this session became. */
-  children(serial: number): number[] { return [...(this.childrenOf.get(serial) ?? [])]; }
+  children(serial: number): number[] { return this.table.children(serial); }
 
   lookup(t: FlowTuple): { session: Session; dir: Direction } | undefined {
-    const s = this.table.get(flowKey(t));
+    const s = this.table.lookup(t);
     return s ? { session: s.session, dir: s.dir } : undefined;
   }
 
@@ -157,7 +148,7 @@ export class SessionEngine {
     }
     if (pkt.quoted) return this.icmpError(pkt.quoted, pkt.length, now);
 
-    const slot = this.table.get(flowKey(pkt.tuple));
+    const slot = this.table.lookup(pkt.tuple);
     if (slot) {
       const s = slot.session;
       const kernelNew = s.kernelClass !== undefined && s.offloaded && this.kernelEntryIsNew(s, p, now);
@@ -189,7 +180,7 @@ export class SessionEngine {
   }
 
   private icmpError(quoted: FlowTuple, length: number, now: number): Decision {
-    const slot = this.table.get(flowKey(quoted));
+    const slot = this.table.lookup(quoted);
     if (!slot) {
       this.counters.icmpErrorsUnrelated++;
       return { verdict: this.config.unrelatedIcmpErrorVerdict, reason: 'icmp-error-unrelated', effects: [] };
@@ -229,7 +220,7 @@ export class SessionEngine {
       } else state = init;
     }
     // Limits, users and conserve mode: refused, let through uninspected (fail-open), or tracked.
-    const gate = this.admission.admit(t, pol, this.bySerial.size, now);
+    const gate = this.admission.admit(t, pol, this.table.size, now);
     if (!gate.track) {
       if (gate.cause === 'table-full') this.counters.tableFull++;
       return gate.decision;
@@ -289,7 +280,7 @@ export class SessionEngine {
       // The kernel walks the handshake and the close, with this session's own timers, and reports
       // the end; the daemon's timer is the backstop at the TTL (a view or a reading learns the state).
       s.expireAt = s.createdAt + s.ttl * 1000;
-      this.refile(s);
+      this.table.refile(s);
     }
     return verdictMark(kc.layout, cls, s.refreshDir);
   }
@@ -304,7 +295,7 @@ export class SessionEngine {
   }
 
   private inheritedPolicy(exp: Expectation): PolicyMatch {
-    const parent = this.bySerial.get(exp.parent);
+    const parent = this.table.get(exp.parent);
     return { policyId: exp.policyId, action: 'accept', logTraffic: parent?.logTraffic ?? true, vd: exp.vd };
   }
 
@@ -340,9 +331,7 @@ export class SessionEngine {
     s.parent = exp.parent;
     s.inheritedSerial = exp.serial;
     s.expected = { id: exp.id, helper: exp.helper, kind: exp.kind };
-    let set = this.childrenOf.get(exp.parent);
-    if (!set) this.childrenOf.set(exp.parent, (set = new Set()));
-    set.add(s.serial);
+    this.table.linkChild(exp.parent, s.serial);
     this.endExpectation(exp, 'used', now, effects, s.serial);
     this.expectations.recordUse(exp, s.serial, now);
     // The other direction of the same media/data stream may have been expected too (SDP offers
@@ -494,12 +483,7 @@ export class SessionEngine {
   /** Sets timeout and expireAt from the session's state: TCP transitions use the global timers. */
   private setTimer(s: Session, now: number): void {
     this.setTimerFrom(s, now);
-    if (this.bySerial.get(s.serial) === s) this.file(s);
-  }
-
-  /** Files a timer that is new or moved earlier; a later one is found by the queues when they pop it. */
-  private file(s: Session): void {
-    if (this.expiry.schedule(s) && this.idleOn) this.idle.file(s);
+    if (this.table.holds(s)) this.table.file(s);
   }
 
   /** Computes timeout and expireAt counting from `base` (a refresh or state change), without filing. */
@@ -521,12 +505,6 @@ export class SessionEngine {
     s.timeout = timeout;
     s.timerBase = base;
     s.expireAt = base + timeout * 1000;
-  }
-
-  /** Files the session's timer again after expireAt was set from scratch (it may move either way). */
-  private refile(s: Session): void {
-    s.timerAt = 0;
-    this.file(s);
   }
 
   private rate(s: Session, now: number): void {
@@ -551,33 +529,19 @@ export class SessionEngine {
     w.count++;
   }
 
+  /** Puts a session in the table; one already holding its tuple gives way, as the vendor's clash counter describes. */
   private insert(s: Session): void {
-    const ko = flowKey(s.orig);
-    const kr = flowKey(s.reply);
-    const old = this.table.get(ko) ?? this.table.get(kr);
+    const old = this.table.insert(s);
     if (old) {
-      // Two sessions cannot own one tuple: the newer one wins, as the vendor's clash counter describes.
       this.counters.clash++;
-      this.remove(old.session, s.createdAt);
+      this.admission.release(old, s.createdAt);
     }
-    this.table.set(ko, { session: s, dir: 'org' });
-    this.table.set(kr, { session: s, dir: 'reply' });
-    this.bySerial.set(s.serial, s);
-    this.file(s);
-  }
-
-  private remove(s: Session, now: number): void {
-    this.admission.release(s, now);
-    for (const t of [s.orig, s.reply]) {
-      const k = flowKey(t);
-      if (this.table.get(k)?.session === s) this.table.delete(k);
-    }
-    this.bySerial.delete(s.serial);
   }
 
   private end(s: Session, reason: SessionEndReason, now: number, kernelDelete: boolean): Effect[] {
-    if (this.bySerial.get(s.serial) !== s) return [];
-    this.remove(s, now);
+    if (!this.table.holds(s)) return [];
+    this.admission.release(s, now);
+    this.table.remove(s);
     this.counters.sessionsEnded[reason]++;
     const effects: Effect[] = [];
     if (kernelDelete) effects.push({ kind: 'ct-delete', serial: s.serial, orig: s.orig });
@@ -585,22 +549,15 @@ export class SessionEngine {
     // Its expectations close with it (seed 004); its children only if configured.
     for (const x of this.expectations.ofParent(s.serial)) this.endExpectation(x, reason === 'clear' ? 'clear' : 'parent-closed', now, effects);
     this.helperSlots.delete(s.serial);
-    if (s.parent !== undefined) {
-      const siblings = this.childrenOf.get(s.parent);
-      siblings?.delete(s.serial);
-      if (siblings && !siblings.size) this.childrenOf.delete(s.parent);
-    }
-    const kids = this.childrenOf.get(s.serial);
-    if (kids) {
-      this.childrenOf.delete(s.serial);
-      if (this.config.expectations.clearChildren) {
-        for (const k of kids) {
-          const c = this.bySerial.get(k);
-          if (c) effects.push(...this.end(c, 'parent-closed', now, true));
-        }
+    this.table.unlinkChild(s);
+    const kids = this.table.takeChildren(s.serial);
+    if (kids && this.config.expectations.clearChildren) {
+      for (const k of kids) {
+        const c = this.table.get(k);
+        if (c) effects.push(...this.end(c, 'parent-closed', now, true));
       }
     }
-    effects.push(...this.admission.settle(now, this.bySerial.size));
+    effects.push(...this.admission.settle(now, this.table.size));
     return effects;
   }
 
@@ -612,9 +569,9 @@ export class SessionEngine {
   /** Ends the sessions whose timer ran out; their kernel entries are deleted too. */
   tick(now: number): Effect[] {
     const effects: Effect[] = [];
-    effects.push(...this.admission.tick(now, this.bySerial.size));
+    effects.push(...this.admission.tick(now, this.table.size));
     for (const x of this.expectations.expired(now)) this.endExpectation(x, 'timeout', now, effects);
-    for (const s of this.expiry.popExpired(now, (x) => this.bySerial.get(x.serial) === x)) {
+    for (const s of this.table.popExpired(now)) {
       if (s.offloaded && this.config.kernelCache) {
         this.kernelTimerOut(s, now, effects);
         continue;
@@ -638,7 +595,7 @@ export class SessionEngine {
   private factorWithout(vd: number, all: number, inVd: number): number {
     const L = this.config.limits;
     if (!(L.adaptiveStart > 0)) return 1;
-    const g = adaptiveFactor(L.adaptiveStart, L.adaptiveEnd, this.bySerial.size - all, this.config.maxSessions);
+    const g = adaptiveFactor(L.adaptiveStart, L.adaptiveEnd, this.table.size - all, this.config.maxSessions);
     const max = vdomLimit(L, vd).session;
     return max > 0 ? Math.min(g, adaptiveFactor(L.adaptiveStart, L.adaptiveEnd, this.admission.sessionsIn(vd) - inVd, max)) : g;
   }
@@ -649,7 +606,7 @@ export class SessionEngine {
     if (!(L.adaptiveStart > 0)) return [];
     const out: AdaptiveLimit[] = [];
     const f = (n: number, max: number) => adaptiveFactor(L.adaptiveStart, L.adaptiveEnd, n, max);
-    if (this.config.maxSessions > 0) out.push({ limit: 'global', sessions: this.bySerial.size, max: this.config.maxSessions, factor: f(this.bySerial.size, this.config.maxSessions) });
+    if (this.config.maxSessions > 0) out.push({ limit: 'global', sessions: this.table.size, max: this.config.maxSessions, factor: f(this.table.size, this.config.maxSessions) });
     L.vdom.forEach((v, vd) => {
       if (v && v.session > 0) out.push({ limit: 'vdom', vd, sessions: this.admission.sessionsIn(vd), max: v.session, factor: f(this.admission.sessionsIn(vd), v.session) });
     });
@@ -668,19 +625,16 @@ export class SessionEngine {
    * from the table when the pressure starts.
    */
   private adaptiveTick(now: number, effects: Effect[]): void {
-    if (!this.adaptiveLimits().some((l) => l.factor < 1)) {
-      if (this.idleOn) { this.idle.clear(); this.idleOn = false; }
-      return;
-    }
-    if (!this.idleOn) { this.idle.build(this.bySerial.values()); this.idleOn = true; }
-    const alive = (x: Session) => this.bySerial.get(x.serial) === x;
+    const scaling = this.adaptiveLimits().some((l) => l.factor < 1);
+    this.table.setScaling(scaling);
+    if (!scaling) return;
     // A session sent for a kernel reading counts as gone for the rest of this tick: most readings
     // of an idle session end it, and without this one full table would read every offloaded
     // session at once. One that proves active stays, and the next tick goes on from the table.
     let reading = 0;
     const readingIn: number[] = [];
     const factor = (x: Session) => this.factorWithout(x.vd, reading, readingIn[x.vd] ?? 0);
-    for (let s = this.idle.next(now, factor, alive); s; s = this.idle.next(now, factor, alive)) {
+    for (let s = this.table.nextIdle(now, factor); s; s = this.table.nextIdle(now, factor)) {
       if (s.offloaded && this.config.kernelCache) {
         // Its packets since the last reading were the kernel's alone: the reading decides.
         this.kernelTimerOut(s, now, effects, true);
@@ -713,7 +667,7 @@ export class SessionEngine {
       s.expireAt = now + READ_RETRY_MS;
       effects.push({ kind: 'kernel-read', serial: s.serial, orig: s.orig, refreshSet: s.kernelClass !== undefined && s.refreshDir !== 'both' });
     }
-    this.refile(s);
+    this.table.refile(s);
   }
 
   /** The kernel's timeout in the session's current state is exactly the session's own. */
@@ -732,7 +686,7 @@ export class SessionEngine {
    * element's remaining time. A session whose time has run out ends and its entry is deleted.
    */
   kernelReading(serial: number, r: KernelReading, now: number): Effect[] {
-    const s = this.bySerial.get(serial);
+    const s = this.table.get(serial);
     if (!s || !s.offloaded) return [];
     // A reading asked for because the session's timer ran out, not one a view asked for.
     const timedOut = !!s.kernelWait;
@@ -753,7 +707,7 @@ export class SessionEngine {
         if ((idle && scaledOut) || (!idle && s.expireAt > now)) this.counters.adaptiveExpired++;
         return this.end(s, this.closed(s) ? 'tcp-close' : 'ttl', now, true);
       }
-      this.refile(s);
+      this.table.refile(s);
       return [];
     }
     if (r.counters) {
@@ -780,14 +734,14 @@ export class SessionEngine {
       if (s.expireAt > now) this.counters.adaptiveExpired++;
       return this.end(s, this.closed(s) ? 'tcp-close' : 'ttl', now, true);
     }
-    this.refile(s);
+    this.table.refile(s);
     return [];
   }
 
   snapshot(now: number): EngineSnapshot {
     const helpers: EngineSnapshot['helpers'] = [];
     for (const [serial, slot] of this.helperSlots) helpers.push({ serial, helper: slot.helper.name, state: slot.state });
-    return { version: 1, savedAt: now, nextSerial: this.nextSerial, sessions: [...this.bySerial.values()], expectations: [...this.expectations.all()], helpers };
+    return { version: 1, savedAt: now, nextSerial: this.nextSerial, sessions: [...this.table.values()], expectations: [...this.expectations.all()], helpers };
   }
 
   /**
@@ -801,7 +755,7 @@ export class SessionEngine {
     const report: RestoreReport = { sessions: 0, expectations: 0, expiredSessions: 0, expiredExpectations: 0, helpersMissing: 0 };
     this.nextSerial = Math.max(this.nextSerial, snap.nextSerial);
     for (const s of snap.sessions) {
-      if (this.bySerial.has(s.serial)) continue;
+      if (this.table.has(s.serial)) continue;
       if (s.expireAt <= now) {
         report.expiredSessions++;
         this.counters.sessionsEnded.ttl++;
@@ -818,20 +772,17 @@ export class SessionEngine {
       this.admission.track(s, now);
       report.sessions++;
     }
-    for (const s of this.bySerial.values()) {
-      if (s.parent === undefined || !this.bySerial.has(s.parent)) continue;
-      let set = this.childrenOf.get(s.parent);
-      if (!set) this.childrenOf.set(s.parent, (set = new Set()));
-      set.add(s.serial);
+    for (const s of this.table.values()) {
+      if (s.parent !== undefined && this.table.has(s.parent)) this.table.linkChild(s.parent, s.serial);
     }
     for (const h of snap.helpers) {
       const helper = HELPERS[h.helper];
-      if (!this.bySerial.has(h.serial)) continue;
+      if (!this.table.has(h.serial)) continue;
       if (!helper) { report.helpersMissing++; continue; }
       this.helperSlots.set(h.serial, { helper, state: h.state, streams: [newStream(), newStream()] });
     }
     for (const x of snap.expectations) {
-      if (!this.bySerial.has(x.parent) || (!x.tracksParent && x.expireAt <= now)) { report.expiredExpectations++; continue; }
+      if (!this.table.has(x.parent) || (!x.tracksParent && x.expireAt <= now)) { report.expiredExpectations++; continue; }
       this.expectations.restore(x);
       effects.push({ kind: 'expect-add', expectation: x });
       report.expectations++;
@@ -850,7 +801,7 @@ export class SessionEngine {
     let adopted = 0;
     let expired = 0;
     for (const c of conns) {
-      const slot = this.table.get(flowKey(c.orig));
+      const slot = this.table.lookup(c.orig);
       if (slot) { present.add(slot.session.serial); continue; }
       if (this.expectations.match(c.orig)) continue;
       if (mode === 'expire') {
@@ -862,7 +813,7 @@ export class SessionEngine {
       adopted++;
     }
     let ended = 0;
-    for (const s of [...this.bySerial.values()]) {
+    for (const s of [...this.table.values()]) {
       if (present.has(s.serial) || s.createdAt >= now) continue;
       ended++;
       effects.push(...this.end(s, 'kernel-gone', now, false));
@@ -902,7 +853,7 @@ export class SessionEngine {
     let cut = 0;
     for (const c of conns) {
       if (c.mark === undefined || (c.mark & this.config.offloadMark) === 0) continue;
-      if (this.table.has(flowKey(c.orig)) || this.expectations.match(c.orig)) continue;
+      if (this.table.lookup(c.orig) || this.expectations.match(c.orig)) continue;
       // A closed TCP connection (TIME_WAIT, CLOSE) carries nothing more: the kernel ends it.
       if (c.orig.proto === IPPROTO_TCP && (c.tcpState === KERNEL_TCP_TIME_WAIT || c.tcpState === KERNEL_TCP_CLOSE)) continue;
       const indev = route(c.orig.src) ?? 0;
@@ -922,7 +873,7 @@ export class SessionEngine {
 
   /** The kernel confirmed (or refused) the offload the engine asked for. */
   offloadResult(serial: number, ok: boolean): void {
-    const s = this.bySerial.get(serial);
+    const s = this.table.get(serial);
     if (!s) return;
     s.offloadPending = false;
     s.offloaded = ok;
@@ -935,7 +886,7 @@ export class SessionEngine {
    * TCP state come from here.
    */
   kernelReport(r: KernelFlowReport, now: number): Effect[] {
-    const slot = this.table.get(flowKey(r.orig));
+    const slot = this.table.lookup(r.orig);
     if (!slot && (r.event === 'new' || r.event === 'dump') && r.mark !== undefined && (r.mark & this.config.offloadMark) !== 0) {
       const exp = this.expectations.match(r.orig);
       if (exp) return this.childFromKernel(r, exp, now);
@@ -999,7 +950,7 @@ export class SessionEngine {
    */
   private childFromKernel(r: KernelFlowReport, exp: Expectation, now: number): Effect[] {
     const pol = this.inheritedPolicy(exp);
-    const gate = this.admission.admit(r.orig, pol, this.bySerial.size, now);
+    const gate = this.admission.admit(r.orig, pol, this.table.size, now);
     if (!gate.track) return [];
     const state: [number, number] = r.orig.proto === IPPROTO_TCP
       ? (r.tcpState !== undefined ? tcpFromKernel(r.tcpState) ?? [2, 0] : [2, 0])
@@ -1019,11 +970,8 @@ export class SessionEngine {
     const nat: NonNullable<Session['nat']> = {};
     if (r.reply.dst !== rev.dst || r.reply.dport !== rev.dport) nat.snat = { addr: r.reply.dst, port: r.reply.dport };
     if (r.reply.src !== rev.src || r.reply.sport !== rev.sport) nat.dnat = { addr: r.reply.src, port: r.reply.sport };
-    const oldKey = flowKey(s.reply);
-    if (this.table.get(oldKey)?.session === s) this.table.delete(oldKey);
-    s.reply = r.reply;
+    this.table.setReply(s, r.reply);
     s.nat = nat;
-    this.table.set(flowKey(s.reply), { session: s, dir: 'reply' });
   }
 
   /**
@@ -1035,11 +983,11 @@ export class SessionEngine {
     const present = new Set<number>();
     const effects: Effect[] = [];
     for (const c of conns) {
-      const slot = this.table.get(flowKey(c.orig));
+      const slot = this.table.lookup(c.orig);
       if (slot && slot.dir === 'org') present.add(slot.session.serial);
       effects.push(...this.kernelReport({ ...c, event: 'dump' }, now));
     }
-    for (const s of [...this.bySerial.values()]) {
+    for (const s of [...this.table.values()]) {
       if (!s.offloaded) continue;
       if (present.has(s.serial)) s.kernelMisses = 0;
       else if ((s.kernelMisses = (s.kernelMisses ?? 0) + 1) >= 2) effects.push(...this.end(s, 'kernel-gone', now, false));
@@ -1050,7 +998,7 @@ export class SessionEngine {
   /** Operator clear: ends the matching sessions and deletes their kernel entries. */
   clear(match: (s: Session) => boolean, now: number): Effect[] {
     const effects: Effect[] = [];
-    for (const s of [...this.bySerial.values()]) {
+    for (const s of [...this.table.values()]) {
       if (!match(s)) continue;
       this.counters.deleted++;
       effects.push(...this.end(s, 'clear', now, true));
