@@ -5,7 +5,6 @@ import { IPPROTO_TCP, IPPROTO_UDP, TCP_SYN, type FlowTuple } from '../packet/typ
 import type { ControlView, HelperResult, SessionHelper } from '../helpers/types.js';
 import { newStream, streamFeed, type StreamState } from '../helpers/stream.js';
 import { ExpectationTable, type Expectation, type ExpectationEndReason } from './expectations.js';
-import { HELPERS } from '../helpers/registry.js';
 import { ttlFor, vdomSettings, type EngineConfig } from './engine-config.js';
 import { Admission } from './admission.js';
 import { adaptiveFactor, scaledExpiry } from './adaptive.js';
@@ -776,7 +775,7 @@ export class SessionEngine {
       if (s.parent !== undefined && this.table.has(s.parent)) this.table.linkChild(s.parent, s.serial);
     }
     for (const h of snap.helpers) {
-      const helper = HELPERS[h.helper];
+      const helper = this.config.helpers.byName(h.helper);
       if (!this.table.has(h.serial)) continue;
       if (!helper) { report.helpersMissing++; continue; }
       this.helperSlots.set(h.serial, { helper, state: h.state, streams: [newStream(), newStream()] });
