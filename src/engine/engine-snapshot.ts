@@ -4,7 +4,7 @@
 
 import type { EngineState } from './engine-state.js';
 import type { Expectation } from './expectations.js';
-import { restoreHelper } from './helper-driver.js';
+import { helperStates, restoreHelper, type SavedHelper } from './helper-driver.js';
 import { insert } from './lifecycle.js';
 import type { Effect, Session } from './types.js';
 
@@ -15,16 +15,14 @@ export interface EngineSnapshot {
   nextSerial: number;
   sessions: Session[];
   expectations: Expectation[];
-  helpers: Array<{ serial: number; helper: string; state: unknown }>;
+  helpers: SavedHelper[];
 }
 
 /** What restore() did, for the start-up log. */
 export interface RestoreReport { sessions: number; expectations: number; expiredSessions: number; expiredExpectations: number; helpersMissing: number }
 
 export function snapshot(st: EngineState, now: number): EngineSnapshot {
-  const helpers: EngineSnapshot['helpers'] = [];
-  for (const [serial, slot] of st.helperSlots) helpers.push({ serial, helper: slot.helper.name, state: slot.state });
-  return { version: 1, savedAt: now, nextSerial: st.nextSerial, sessions: [...st.table.values()], expectations: [...st.expectations.all()], helpers };
+  return { version: 1, savedAt: now, nextSerial: st.nextSerial, sessions: [...st.table.values()], expectations: [...st.expectations.all()], helpers: helperStates(st) };
 }
 
 /**

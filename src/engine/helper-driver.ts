@@ -41,6 +41,15 @@ export function restoreHelper(st: EngineState, serial: number, name: string, sta
 
 export function helperSlot(st: EngineState, serial: number): HelperSlot | undefined { return st.helperSlots.get(serial); }
 
+/** A helper's parser state as plain data, for a snapshot. */
+export interface SavedHelper { serial: number; helper: string; state: unknown }
+
+export function helperStates(st: EngineState): SavedHelper[] {
+  const out: SavedHelper[] = [];
+  for (const [serial, slot] of st.helperSlots) out.push({ serial, helper: slot.helper.name, state: slot.state });
+  return out;
+}
+
 export function detachHelper(st: EngineState, serial: number): void { st.helperSlots.delete(serial); }
 
 /** Feeds a packet's payload to the session's helper and turns what it asks for into expectations. */
