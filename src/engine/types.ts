@@ -1,10 +1,9 @@
 // Domain types of the session engine. The engine is pure: time comes in as an argument and
 // everything it wants done to the world (kernel, logs) goes out as Effect values.
 
-import type { DecodedPacket, FlowTuple, PacketResult } from '../packet/types.js';
+import type { DecodedPacket, Direction, FlowTuple, PacketResult } from '../packet/types.js';
 import type { Expectation, ExpectationEndReason, ExpectationRefusal } from './expectations.js';
 
-export type Direction = 'org' | 'reply';
 export type RefreshDirection = 'both' | 'outgoing' | 'incoming';
 export type Verdict = 'accept' | 'drop';
 
@@ -176,4 +175,4 @@ export interface KernelFlowReport {
   counters?: { origPackets: number; origBytes: number; replyPackets: number; replyBytes: number };
 }
 
-export type { DecodedPacket, FlowTuple, PacketResult };
+export type { DecodedPacket, Direction, FlowTuple, PacketResult };

@@ -17,8 +17,7 @@
 // as with the vendor. Connectionless DCE/RPC (UDP/135) runs the same ept_map decoding on its
 // datagrams (80-byte header, request/response matched by activity and sequence number).
 
-import { IPPROTO_TCP, IPPROTO_UDP } from '../packet/types.js';
-import type { Direction } from '../engine/types.js';
+import { IPPROTO_TCP, IPPROTO_UDP, type Direction } from '../packet/types.js';
 import type { ControlView, ExpectRequest, HelperResult, Refusal, SessionHelper } from './types.js';
 
 export const EPM_UUID = 'e1af8308-5d1f-11c9-91a4-08002b14a0fa';

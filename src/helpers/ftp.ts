@@ -7,9 +7,8 @@
 // PORT naming a third host is the FTP bounce attack, a 227 naming another host a hole into it.
 // After AUTH TLS is accepted (234) the channel is encrypted and nothing more can be read.
 
-import { IPPROTO_TCP } from '../packet/types.js';
+import { IPPROTO_TCP, type Direction } from '../packet/types.js';
 import { canonicalAddress } from '../packet/address.js';
-import type { Direction } from '../engine/types.js';
 import { newLines, splitLines, type LineState } from './lines.js';
 import type { ControlView, ExpectRequest, HelperOptions, HelperResult, Refusal, SessionHelper } from './types.js';
 

@@ -40,8 +40,7 @@
 // body), with bounded buffers: a header block longer than MAX_HEAD is skipped up to its end, a body
 // longer than MAX_BODY is skipped unread (the message itself still counts: a BYE still closes).
 
-import { IPPROTO_TCP, IPPROTO_UDP } from '../packet/types.js';
-import type { Direction } from '../engine/types.js';
+import { IPPROTO_TCP, IPPROTO_UDP, type Direction } from '../packet/types.js';
 import { parseSdp, type SdpMedia } from './sdp.js';
 import type { ControlView, ExpectRequest, HelperOptions, HelperResult, Refusal, SessionHelper } from './types.js';
 

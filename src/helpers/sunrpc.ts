@@ -11,9 +11,8 @@
 // than the server opens nothing (it would let the server punch a hole towards any host).
 // UDP carries one message per datagram, TCP frames messages with record marking (bounded).
 
-import { IPPROTO_TCP, IPPROTO_UDP } from '../packet/types.js';
+import { IPPROTO_TCP, IPPROTO_UDP, type Direction } from '../packet/types.js';
 import { canonicalAddress } from '../packet/address.js';
-import type { Direction } from '../engine/types.js';
 import { newRecordState, parseRpcMessage, recordFeed, XdrReader, type RecordState } from './onc-rpc.js';
 import type { ControlView, ExpectRequest, HelperResult, Refusal, SessionHelper } from './types.js';
 

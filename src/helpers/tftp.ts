@@ -5,8 +5,7 @@
 //   client → server:69   | 01 RRQ / 02 WRQ | filename NUL | mode NUL | [option NUL value NUL]* |
 //   server:new → client  DATA / ACK 0 / OACK / ERROR   (the expected connection)
 
-import { IPPROTO_UDP } from '../packet/types.js';
-import type { Direction } from '../engine/types.js';
+import { IPPROTO_UDP, type Direction } from '../packet/types.js';
 import type { ControlView, HelperResult, SessionHelper } from './types.js';
 
 const OP_RRQ = 1;

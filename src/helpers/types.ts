@@ -3,8 +3,7 @@
 // returns what it wants opened (expectations) or refused. It owns no timers, tables or I/O; the
 // engine keeps expectations, limits, pinholes and child sessions (src/engine/expectations.ts).
 
-import type { Direction } from '../engine/types.js';
-import type { FlowTuple } from '../packet/types.js';
+import type { Direction, FlowTuple } from '../packet/types.js';
 
 /** A connection read from the control channel that the firewall should let through. */
 export interface ExpectRequest {

@@ -23,6 +23,9 @@ export interface FlowTuple {
   dport: number;
 }
 
+/** Which way a packet travels in its flow: as the first packet did, or back. */
+export type Direction = 'org' | 'reply';
+
 export interface DecodedPacket {
   ok: true;
   tuple: FlowTuple;
