@@ -1,6 +1,7 @@
 // The unit under a real systemd: a Debian root booted by systemd-nspawn is the router of a test
 // topology (its network namespace), the built checkout is put in with `nfsessiond install
-// --root`, and systemctl inside drives the shipped unit, hardening included, unchanged:
+// --root --enable`, and systemctl inside drives the shipped unit, hardening included, unchanged:
+//  - enabled, it is active after the boot;
 //  - start returns once READY=1 came: the rules are in and the control socket answers at once;
 //    client -> server traffic passes through the router and the sessions are listed;
 //  - STATUS= is what `systemctl status` shows;
@@ -70,7 +71,8 @@ async function main(): Promise<void> {
       rmSync(dirname(root), { recursive: true, force: true });
     });
 
-    t.comment((await runCli(['install', '--root', root])).trim());
+    // --enable under --root: the offline symlinks, as an image build would make them.
+    t.comment((await runCli(['install', '--root', root, '--enable'])).trim());
     const config = join(root, CONF.slice(1));
     const example = readFileSync(config, 'utf8');
     t.match(example, /set default 3600/, 'the example config is installed, with a session TTL of 3600');
@@ -79,7 +81,13 @@ async function main(): Promise<void> {
     const c = container;
     const failed = (await c.systemctl('--failed', '--plain', '--no-legend')).stdout.trim();
     if (failed) t.comment(`units failed during boot (not the service under test):\n${failed}`);
-    t.equal((await c.systemctl('daemon-reload')).code, 0, 'daemon-reload sees the installed unit');
+
+    await t.test('enabled by install --enable: started at boot, stops cleanly', async (t) => {
+      t.match(await show(c, 'UnitFileState', 'ActiveState'), { UnitFileState: 'enabled', ActiveState: 'active' }, 'active after the boot');
+      t.match((await topo.exec('router', ['iptables-save'])).stdout, /-A FORWARD .*-j NFSESSIOND/, 'its rules are in');
+      t.equal((await c.systemctl('stop', UNIT)).code, 0, 'systemctl stop');
+      t.notMatch((await topo.exec('router', ['iptables-save'])).stdout, /NFSESSIOND/, 'the rules are gone');
+    });
 
     await startUdpEcho(topo);
 
