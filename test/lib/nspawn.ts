@@ -114,7 +114,13 @@ export async function ensureRoot(log: (line: string) => void): Promise<RootResul
     for (const f of readdirSync(dir)) if (f.endsWith('.deb') || d.endsWith('lists')) rmSync(join(dir, f), { recursive: true, force: true });
   }
   writeFileSync(join(tmp, '.complete'), `${new Date().toISOString()} ${seconds.toFixed(1)} s\n`);
-  renameSync(tmp, root);
+  try {
+    renameSync(tmp, root);
+  } catch (e) {
+    // Another run built the same root meanwhile: theirs is as good as ours.
+    if (!existsSync(join(root, '.complete'))) throw e;
+    rmSync(tmp, { recursive: true, force: true });
+  }
   return { root, built: true, seconds };
 }
 
