@@ -3,7 +3,8 @@
 // --root --enable`, and systemctl inside drives the shipped unit, hardening included, unchanged:
 //  - enabled, it is active after the boot;
 //  - start returns once READY=1 came: the rules are in and the control socket answers at once;
-//    client -> server traffic passes through the router and the sessions are listed;
+//    client -> server traffic (UDP over IPv4, TCP over IPv6) passes through the router and the
+//    sessions are listed;
 //  - STATUS= is what `systemctl status` shows;
 //  - reload with a good file applies it (a new session gets the new TTL), with a bad one fails,
 //    leaves the unit active with the running config, and FILE:LINE:COLUMN is in the journal;
@@ -19,7 +20,7 @@ import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import t from 'tap';
 import { createTopology } from '../../src/topology/netns.js';
-import { startUdpEcho, udpExchange } from '../../src/topology/peers.js';
+import { curl, startHttpServer, startUdpEcho, udpExchange } from '../../src/topology/peers.js';
 import type { SessionView } from '../../src/control/session-view.js';
 import { eventually, requireBuild, runCli } from '../lib/daemon.js';
 import { boot, copyRoot, ensureRoot, nspawnUnavailable, type Container } from '../lib/nspawn.js';
@@ -107,6 +108,13 @@ async function main(): Promise<void> {
       const listed = await eventually(async () => (await sessions(c)).find((s) => s.orig_tuple.sport === 40300));
       t.ok(listed, 'the daemon lists the session');
       t.match(listed, { proto: 17, timeout: 3600, orig_tuple: { src: topo.addr.client.v4, dst: topo.addr.server.v4, dport: 7007 } });
+
+      // TCP over IPv6: the ip6tables side of the ruleset queues too.
+      const http = await startHttpServer(topo, { bodySize: 20_000 });
+      t.equal(await curl(topo, http.urlFor(20_000, topo.addr.server.v6)), 20_000, 'an HTTP transfer over IPv6 passes');
+      const tcp6 = await eventually(async () => (await sessions(c)).find((s) => s.proto === 6 && s.orig_tuple.dst === topo.addr.server.v6));
+      t.ok(tcp6, 'and its TCP session is listed');
+      await http.stop();
     });
 
     await t.test('systemctl status shows the STATUS= line', async (t) => {
@@ -163,8 +171,9 @@ async function main(): Promise<void> {
     await t.test('a hung daemon is killed by the watchdog and restarted with its sessions', async (t) => {
       const before = await show(c, 'MainPID', 'NRestarts', 'WatchdogUSec');
       t.equal(before.WatchdogUSec, '30s', 'the unit\'s watchdog');
-      const table = await sessions(c);
-      t.ok(table.length >= 2, `sessions before the hang: ${table.length}`);
+      // The UDP sessions (TTL 1800 and 3600): a closed TCP session may end by its timer meanwhile.
+      const table = (await sessions(c)).filter((s) => s.proto === 17);
+      t.ok(table.length >= 2, `UDP sessions before the hang: ${table.length}`);
       // The journal is flushed about once a second; the watchdog needs 30 s, far more than that.
       t.equal((await c.exec(['bash', '-c', `kill -STOP ${before.MainPID}`])).code, 0, `SIGSTOP to ${before.MainPID}`);
       const restarted = await eventually(async () => {
