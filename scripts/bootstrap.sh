@@ -15,6 +15,8 @@ APT_PACKAGES=(
   vsftpd lftp tftpd-hpa tftp-hpa sip-tester rpcbind python3-impacket tshark
   # the service tests (systemd-analyze verify/security; vagrant validate of the Vagrantfile, no provider needed)
   systemd vagrant
+  # the real-systemd test: a Debian root built by debootstrap, booted by systemd-nspawn
+  systemd-container debootstrap
 )
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
