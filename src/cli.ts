@@ -94,6 +94,20 @@ export function buildProgram(): Command {
       }
     });
 
+  const ha = program.command('ha').description('HA helpers');
+  ha.command('keepalived-config')
+    .description('print a keepalived.conf matching config system ha (instance, priority, nopreempt, unicast peer on the hbdev, notify FIFO, track file)')
+    .requiredOption('-c, --config <file>', 'config file')
+    .option('--vip <ADDR/LEN@IFNAME>', 'a virtual address keepalived holds on the primary (repeatable)', (v: string, acc: string[]) => [...acc, v], [] as string[])
+    .action(async (opts: { config: string; vip: string[] }) => {
+      const { keepalivedConfigText } = await import('./ha/keepalived-command.js');
+      try {
+        out(keepalivedConfigText(loadConfigFile(opts.config), opts.config, opts.vip));
+      } catch (e) {
+        fail(e);
+      }
+    });
+
   registerDiagnose(program);
   registerReplay(program);
 

@@ -33,6 +33,8 @@ import { MetricsServer } from './metrics/server.js';
 import { ServiceNotifier } from './service/notify.js';
 import { resolveStateDir } from './service/paths.js';
 import { programVersion } from './service/version.js';
+import { HaService } from './ha/ha-service.js';
+import type { TableView } from './ha/pickup.js';
 
 /** The longest session TTL the config language accepts (s). */
 const MAX_TTL = 604800;
@@ -94,10 +96,13 @@ export class Daemon {
     mechanism: () => this.datapath?.mechanism,
     version: programVersion(),
     journal: () => this.store?.stats(),
+    ha: () => this.ha?.status(Date.now()),
     beforeScrape: () => this.readOffloaded(offloadedSessions(this.engine.sessions(), SCRAPE_READ_LIMIT))
       .catch((err: Error) => this.log.warn({ err: err.message }, 'reading offloaded sessions before a scrape failed: counted as last read')),
   });
   private metricsServer?: MetricsServer;
+  /** config system ha in a-p mode: the sync channel and the role from keepalived. */
+  private ha?: HaService;
   /** The table on disk (snapshot + journal) while `snapshot` is enabled. */
   private store?: TableStore;
   /** First-packet offload: mark layout and the timer classes the kernel holds (kernel-cache.ts). */
@@ -162,6 +167,8 @@ export class Daemon {
     }, this.kernelCache);
     await this.datapath.start();
     await this.reconcileKernel(restored);
+    // After the restore: a peer that asks for our table at once gets the restored one.
+    if (cfg.ha.mode === 'a-p') await this.startHa();
 
     const path = controlPath(this.opts.controlPath, cfg.controlSocket);
     this.control = new ControlServer(path, { ...captureHandlers(this.capture), ...allHandlers({
@@ -171,6 +178,8 @@ export class Daemon {
       apply: (fx, now) => this.apply(fx, now),
       queueStats: () => this.datapath?.queueStats(),
       journalStats: () => this.store?.stats(),
+      haStatus: () => this.ha?.status(Date.now()),
+      haPeerTable: () => this.ha?.peerTable(Date.now()),
       mechanism: () => this.datapath?.mechanism,
       ifname: (i) => this.ifnames.name(i),
       readKernel: (sessions) => this.readOffloaded(sessions),
@@ -193,6 +202,18 @@ export class Daemon {
     // systemd: ready only now, with the ruleset installed and the queue bound.
     this.opts.notifier?.ready(this.statusText());
     this.opts.notifier?.start(() => this.statusText());
+  }
+
+  private async startHa(): Promise<void> {
+    const e = this.engine;
+    const table: TableView = {
+      session: (serial) => e.bySerialNumber(serial),
+      sessions: () => e.sessions(),
+      expectations: () => e.expectations.all(),
+      expectationsOf: (serial) => e.expectations.ofParent(serial),
+    };
+    this.ha = new HaService(this.config.ha, table, this.log, { onLag: (ms) => this.metrics.haLag(ms) });
+    await this.ha.start(Date.now());
   }
 
   /** Conserve mode: the engine gets memory use as a sample (its thresholds decide). */
@@ -369,6 +390,7 @@ export class Daemon {
     let reads: Array<Extract<Effect, { kind: 'kernel-read' }>> | undefined;
     for (const e of effects) {
       this.store?.record(e);
+      this.ha?.record(e, now);
       switch (e.kind) {
         case 'kernel-read':
           (reads ??= []).push(e);
@@ -460,6 +482,7 @@ export class Daemon {
     await this.metricsServer?.close();
     await this.control?.close();
     await this.datapath?.stop();
+    this.ha?.stop();
     // After the queue is closed nothing changes the table any more.
     if (this.config.snapshot && this.datapath) this.writeSnapshot();
     else this.store?.close();

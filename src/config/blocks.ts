@@ -104,6 +104,26 @@ export const BLOCKS: Record<string, BlockSpec> = {
       'stream-buffer': { type: 'int', min: 1024, max: 1048576, default: 65536, help: 'Out-of-order bytes a helper buffers per direction of a TCP control channel.' },
     },
   },
+  'system ha': {
+    help: 'Active-passive HA with session pickup: the sync link to the peer, what is synced, and the values `nfsessiond ha keepalived-config` writes into keepalived.conf (keepalived decides the roles). In standalone mode the other keys are not used.',
+    fields: {
+      mode: { type: 'enum', values: ['standalone', 'a-p'], default: 'standalone', help: 'standalone: no HA; a-p: active-passive pair, table changes synced to the peer over the sync link.' },
+      'group-name': { type: 'string', default: '', help: 'Cluster name: part of the sync key (a peer with another group name is refused) and the vrrp_instance name in keepalived.conf.' },
+      'group-id': { type: 'int', min: 0, max: 254, default: 0, help: 'Cluster id: keepalived\'s virtual_router_id is group-id + 1 (VRRP ids are 1-255); both nodes need the same.' },
+      password: { type: 'string', default: '', help: 'Authenticates and encrypts the sync channel (ChaCha20-Poly1305 with per-sender HKDF keys); a peer with another password is refused and counted.' },
+      hbdev: { type: 'strings', default: [], help: 'Heartbeat/sync interfaces with their priority: \'"<ifname>" <priority 0-512>\' pairs. The sync link is the highest-priority one whose IPv4 subnet holds ha-peer-ip; keepalived\'s VRRP runs on it too.' },
+      'ha-peer-ip': { type: 'string', default: '', help: 'nfsessiond: IPv4 address of the peer on the sync link (the sync datagrams\' destination and keepalived\'s unicast_peer).' },
+      'ha-sync-port': { type: 'int', min: 1, max: 65535, default: 7030, help: 'nfsessiond: UDP port of the sync channel on both nodes (bound on the local address of the sync link).' },
+      'session-pickup': { type: 'flag', default: false, help: 'Sync the session table to the peer: TCP sessions, plus what the other session-pickup keys add. Disabled: the link runs (roles, status) but carries no sessions.' },
+      'session-pickup-connectionless': { type: 'flag', default: false, help: 'Also sync UDP, ICMP and other connectionless sessions (TCP only when disabled). Needs session-pickup.' },
+      'session-pickup-expectation': { type: 'flag', default: false, help: 'Also sync helper expectations (pinholes) and the sessions made from them. Needs session-pickup.' },
+      'session-pickup-delay': { type: 'flag', default: false, help: 'Sync only sessions older than 30 s: a session\'s start is sent once it reaches 30 s (short sessions never cross the link). Needs session-pickup.' },
+      override: { type: 'flag', default: false, help: 'The node with the higher priority takes the primary role back when it returns (keepalived preempts); disabled writes nopreempt.' },
+      priority: { type: 'int', min: 1, max: 254, default: 128, help: 'VRRP priority in keepalived.conf (VRRP\'s range 1-254): the higher becomes primary.' },
+      'ha-notify-fifo': { type: 'string', default: '/run/nfsessiond/keepalived.fifo', help: 'nfsessiond: FIFO keepalived writes its state changes to (vrrp_notify_fifo); the daemon creates it and follows the role from it.' },
+      'ha-track-file': { type: 'string', default: '/run/nfsessiond/ha-track', help: 'nfsessiond: file keepalived tracks (track_file): the daemon writes 1 until its first bulk sync is complete, which puts keepalived\'s instance in FAULT so it cannot become master, and 0 after.' },
+    },
+  },
   'system settings': {
     help: 'Per-domain settings.',
     fields: {

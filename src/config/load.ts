@@ -8,6 +8,7 @@ import type { RefreshDirection, Verdict } from '../engine/types.js';
 import { BLOCKS, TABLES, VDOM_SCOPED } from './blocks.js';
 import { readVdomPolicies } from './firewall.js';
 import { readLimits } from './limits.js';
+import { readHa, type HaConfig } from './ha.js';
 import { readBody, readTable, defaults, type BlockValues, type Entry } from './schema.js';
 import { nearOrExpected } from './suggest.js';
 import { ConfigError, parseSyntax, type ConfigNode } from './syntax.js';
@@ -40,6 +41,8 @@ export interface DaemonConfig {
   /** No `config firewall policy` anywhere: one accept-all policy (id 1) is used. */
   policyDefaulted: boolean;
   engine: EngineConfig;
+  /** config system ha. */
+  ha: HaConfig;
 }
 
 export class ConfigErrors extends Error {
@@ -193,6 +196,7 @@ export function parseConfig(text: string, file = '<config>'): DaemonConfig {
   const helperBindings = readHelpers(table('system session-helper', global));
   const glob = block('system global', global).values;
   const vdomNames = [...vdoms.keys()];
+  const ha = readHa(block('system ha', global), file, errors);
   const limits = readLimits({ block: (p) => block(p, global), table: (p) => table(p, global) }, vdomNames, file, errors);
 
   const interfaceVdom: Record<string, number> = {};
@@ -266,6 +270,7 @@ export function parseConfig(text: string, file = '<config>'): DaemonConfig {
     vdomNames,
     policies,
     policyDefaulted: !anyPolicy,
+    ha,
     engine: defaultEngineConfig({
       defaultTtl: root.defaultTtl,
       ttlRules: root.ttlRules,

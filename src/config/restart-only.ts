@@ -4,7 +4,14 @@
 // the file's value into a config the kernel side does not follow (an offload mark the installed
 // rules do not skip would send every offloaded packet back to the queue).
 
+import { createHash } from 'node:crypto';
 import type { DaemonConfig } from './load.js';
+
+/** The HA block as the reload warning shows it: the password only as a digest prefix (logs are not secret). */
+function haFingerprint(c: DaemonConfig): string {
+  const pw = c.ha.password ? `sha256:${createHash('sha256').update(c.ha.password).digest('hex').slice(0, 12)}` : '';
+  return JSON.stringify({ ...c.ha, password: pw });
+}
 
 interface RestartOnlyKey {
   key: string;
@@ -25,6 +32,8 @@ const RESTART_ONLY: RestartOnlyKey[] = [
   { key: 'control-socket', get: (c) => c.controlSocket, keep: (n, r) => { n.controlSocket = r.controlSocket; } },
   { key: 'state-dir', get: (c) => c.stateDir, keep: (n, r) => { n.stateDir = r.stateDir; } },
   { key: 'offload', get: (c) => c.engine.offload, keep: (n, r) => { n.engine.offload = r.engine.offload; } },
+  // The sync socket, its key and the keepalived files are set up once, at start.
+  { key: 'config system ha', get: haFingerprint, keep: (n, r) => { n.ha = r.ha; } },
   { key: 'offload-mark', get: (c) => `0x${c.engine.offloadMark.toString(16).padStart(8, '0')}`, keep: (n, r) => { n.engine.offloadMark = r.engine.offloadMark; } },
 ];
 

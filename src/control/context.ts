@@ -5,6 +5,7 @@ import type { Logger } from 'pino';
 import type { SessionEngine } from '../engine/engine.js';
 import type { Effect, Session } from '../engine/types.js';
 import type { NextHopCache } from './next-hops.js';
+import type { HaStatus, PeerTableView } from '../ha/ha-service.js';
 
 export interface DaemonContext {
   readonly engine: SessionEngine;
@@ -16,6 +17,10 @@ export interface DaemonContext {
   /** The table journal's counters (state/table-store.ts); undefined while snapshots are off. */
   journalStats?(): Record<string, number> | undefined;
   mechanism(): string | undefined;
+  /** HA status; undefined in standalone mode. */
+  haStatus?(): HaStatus | undefined;
+  /** The peer's table held here (diagnose sys ha status). */
+  haPeerTable?(): PeerTableView | undefined;
   ifname(index: number): string;
   /**
    * Brings offloaded sessions up to date from the kernel (counters, TCP state, expiry) before a

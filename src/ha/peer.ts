@@ -72,8 +72,10 @@ export class SyncPeer {
    * Our HELLO: sent at start (asking for the peer's table when `bulk`) and in answer to the peer's.
    * A request for the table is repeated by tick() until the transfer begins.
    */
-  hello(bulk: boolean): Buffer {
+  hello(bulk: boolean, now?: number): Buffer {
     if (bulk) this.wantBulk = true;
+    // Asked now: tick() repeats the request only after the resend interval.
+    if (bulk && now !== undefined) this.askedAt = now;
     return this.frame(MessageType.HELLO, { next: this.sender.lastSeq + 1, bulk });
   }
 

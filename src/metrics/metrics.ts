@@ -26,6 +26,7 @@
 //   nfsessiond_config_reloads_total{result}              counter: ok / rejected
 //   nfsessiond_info{version,mechanism}                   gauge 1
 //   nfsessiond_journal_*                                 the table journal (journal-metrics.ts)
+//   nfsessiond_ha_*                                      HA sync and role (ha-metrics.ts)
 // plus prom-client's default process and Node.js metrics (CPU, memory, event loop lag, GC).
 
 import { Counter, Gauge, Registry, collectDefaultMetrics, type Metric } from 'prom-client';
@@ -33,6 +34,7 @@ import type { SessionEngine } from '../engine/engine.js';
 import { tcpPhase } from '../engine/tcp-state.js';
 import type { KernelQueueCounters } from '../kernel/datapath.js';
 import { registerJournalMetrics, type JournalSource } from './journal-metrics.js';
+import { registerHaMetrics, type HaSource } from './ha-metrics.js';
 import { IPPROTO_TCP, IPPROTO_UDP } from '../packet/types.js';
 
 const TCP_STATES = ['none', 'established', 'syn_sent', 'syn_recv', 'fin_wait', 'time_wait', 'close', 'close_wait', 'last_ack', 'listen'];
@@ -59,6 +61,8 @@ export interface MetricsSources {
   beforeScrape?: () => Promise<void>;
   /** The table journal's counters (journal-metrics.ts). */
   journal?: JournalSource;
+  /** HA status (ha-metrics.ts); undefined in standalone mode. */
+  ha?: HaSource;
 }
 
 /**
@@ -127,6 +131,8 @@ export class DaemonMetrics {
     'Per queued packet: from the start of the burst it was read in until the burst\'s verdicts were handed to the kernel (time spent waiting in the kernel queue before is not included).',
     LATENCY_BUCKETS);
   private readonly reloads: Counter<'result'>;
+  /** Records one sync lag sample (ms); a no-op without an HA source. */
+  readonly haLag: (ms: number) => void = () => undefined;
   private burstStart = 0n;
   private burstPackets = 0;
 
@@ -284,6 +290,7 @@ export class DaemonMetrics {
     });
 
     if (src.journal) registerJournalMetrics(registers, src.journal);
+    if (src.ha) this.haLag = registerHaMetrics(registers, src.ha);
 
     this.registry.registerMetric(this.latency as unknown as Metric);
     this.reloads = new Counter({ name: 'nfsessiond_config_reloads_total', help: 'Config reloads (SIGHUP), by result: ok or rejected (the running config stays).', labelNames: ['result'], registers });

@@ -87,6 +87,8 @@ export interface Topology {
   readonly subnet: { readonly clientLink: Endpoint; readonly serverLink: Endpoint };
   /** Interface names, each inside its own namespace. */
   readonly ifname: { readonly client: string; readonly routerClient: string; readonly routerServer: string; readonly server: string };
+  /** The namespace name of one of TopologyOptions.extraNamespaces. */
+  extraNs(name: string): string;
   /** Resolve a role or namespace name to the namespace name (throws for foreign names). */
   nsName(ns: NsRef): string;
   /** Run argv (no shell) inside a namespace, collecting output. Never rejects for a non-zero exit. */
@@ -105,6 +107,11 @@ export interface TopologyOptions {
   label?: string;
   /** Default timeout for exec() calls. Default 30000 ms. */
   execTimeoutMs?: number;
+  /**
+   * More namespaces, empty but for `lo` (e.g. a second router): `<prefix>-<name>`, reached with
+   * extraNs(name); the test links them itself. Names: lower-case letters and digits.
+   */
+  extraNamespaces?: string[];
 }
 
 const NS_PREFIX = 'nfs';
@@ -249,7 +256,8 @@ function killAndDeleteNsSync(ns: string): void {
  */
 export function sweepStaleNamespaces(): string[] {
   const removed: string[] = [];
-  const re = new RegExp(`^${NS_PREFIX}-(\\d+)-[0-9a-f]+(?:-[A-Za-z0-9]+)*-(client|router|server)$`);
+  // The last part is a role or an extra namespace's name.
+  const re = new RegExp(`^${NS_PREFIX}-(\\d+)-[0-9a-f]+(?:-[A-Za-z0-9]+)*-([a-z][a-z0-9]*)$`);
   for (const name of listNetns()) {
     const m = re.exec(name);
     if (!m) continue;
@@ -385,13 +393,19 @@ class TopologyImpl implements Topology {
   private destroying: Promise<void> | undefined;
   destroyed = false;
 
-  constructor(readonly prefix: string, private readonly execTimeoutMs: number) {
+  constructor(readonly prefix: string, private readonly execTimeoutMs: number, private readonly extra: readonly string[] = []) {
     this.ns = { client: `${prefix}-client`, router: `${prefix}-router`, server: `${prefix}-server` };
+  }
+
+  extraNs(name: string): string {
+    if (!this.extra.includes(name)) throw new Error(`namespace ${name} is not an extra namespace of topology ${this.prefix}`);
+    return `${this.prefix}-${name}`;
   }
 
   nsName(ns: NsRef): string {
     if (ns === 'client' || ns === 'router' || ns === 'server') return this.ns[ns];
     if (Object.values(this.ns).includes(ns)) return ns;
+    if (this.extra.some((x) => `${this.prefix}-${x}` === ns)) return ns;
     throw new Error(`namespace ${ns} is not part of topology ${this.prefix}`);
   }
 
@@ -436,7 +450,7 @@ class TopologyImpl implements Topology {
 
   async build(): Promise<void> {
     const { client, router, server } = this.ns;
-    for (const ns of [client, router, server]) {
+    for (const ns of [client, router, server, ...this.extra.map((x) => `${this.prefix}-${x}`)]) {
       await runOk(['ip', 'netns', 'add', ns]);
       this.created.push(ns);
       // IPv6 addresses usable at once: no duplicate address detection in this namespace.
@@ -517,7 +531,10 @@ export async function createTopology(opts: TopologyOptions = {}): Promise<Topolo
   sweepStaleNamespaces();
   const rand = randomBytes(3).toString('hex');
   const prefix = [NS_PREFIX, String(process.pid), rand, ...(opts.label ? [opts.label] : [])].join('-');
-  const topo = new TopologyImpl(prefix, opts.execTimeoutMs ?? DEFAULT_EXEC_TIMEOUT);
+  for (const x of opts.extraNamespaces ?? []) {
+    if (!/^[a-z][a-z0-9]{0,11}$/.test(x) || ['client', 'router', 'server'].includes(x)) throw new Error(`invalid extra namespace name ${JSON.stringify(x)}`);
+  }
+  const topo = new TopologyImpl(prefix, opts.execTimeoutMs ?? DEFAULT_EXEC_TIMEOUT, opts.extraNamespaces);
   live.add(topo);
   installHandlers();
   try {

@@ -37,14 +37,14 @@ export function runCli(args: string[], timeoutMs = 15_000): Promise<string> {
 }
 
 /** Starts the daemon in the router namespace with the given config text and waits for "ready". */
-export async function startDaemon(topo: Topology, config: string, opts: { dir?: string } = {}): Promise<RunningDaemon> {
+export async function startDaemon(topo: Topology, config: string, opts: { dir?: string; ns?: string } = {}): Promise<RunningDaemon> {
   requireBuild();
   const dir = opts.dir ?? mkdtempSync(join(tmpdir(), 'nfsessiond-test-'));
   const configPath = join(dir, 'nfsessiond.conf');
   const control = join(dir, 'control.sock');
   writeFileSync(configPath, config);
   // Each daemon keeps its table snapshot in its own directory: tests run side by side.
-  const proc = topo.spawn('router', [process.execPath, CLI, 'run', '--config', configPath, '--control', control, '--state-dir', dir]);
+  const proc = topo.spawn(opts.ns ?? 'router', [process.execPath, CLI, 'run', '--config', configPath, '--control', control, '--state-dir', dir]);
   try {
     await proc.waitForLine(/"msg":"ready"/, { timeoutMs: 20_000 });
   } catch (e) {

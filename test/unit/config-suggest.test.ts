@@ -81,8 +81,8 @@ end`), [
     "r.conf:3:11: unknown key 'zzz' in 'config system session-ttl'",
     "r.conf:4:12: unknown block 'config zzz' in 'config system session-ttl': expected 'config port'",
   ]);
-  const [top] = errorsOf('config system zzz\nend');
-  t.match(top, /^r\.conf:1:8: unknown block 'config system zzz': expected one of 'config system nfsessiond', .*'config system interface'$/);
+  const [top] = errorsOf('config system qqqqqqqqqqqq\nend');
+  t.match(top, /^r\.conf:1:8: unknown block 'config system qqqqqqqqqqqq': expected one of 'config system nfsessiond', .*'config system interface'$/);
   t.notMatch(top, /did you mean/);
   // 'vdom' opens a scope at the top of the file only: inside 'config global' it is no near miss.
   const [inGlobal] = errorsOf('config global\n  config vdm\n  end\nend');

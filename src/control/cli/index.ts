@@ -2,6 +2,7 @@
 
 import type { Command } from 'commander';
 import { registerDebug } from './debug.js';
+import { registerHa } from './ha.js';
 import { registerLimits } from './limits.js';
 import { registerExecute } from './log.js';
 import { registerSession } from './session.js';
@@ -13,6 +14,7 @@ export function registerDiagnose(program: Command): void {
   const get = program.command('get').description('vendor get views of the running daemon');
   registerSession(sys);
   registerLimits(diagnose, sys, get);
+  registerHa(sys, get);
   registerDebug(diagnose);
   registerSniffer(diagnose);
   registerExecute(program);

@@ -4,6 +4,7 @@ import type { DaemonContext } from '../context.js';
 import type { Handler } from '../server.js';
 import type { ControlViews } from '../views.js';
 import { debugHandlers } from './debug.js';
+import { haHandlers } from './ha.js';
 import { limitsHandlers } from './limits.js';
 import { logHandlers } from './log.js';
 import { sessionHandlers } from './session.js';
@@ -14,6 +15,7 @@ export function allHandlers(ctx: DaemonContext, views: ControlViews): Record<str
     ...debugHandlers(ctx, views),
     ...limitsHandlers(ctx, views),
     ...logHandlers(ctx, views),
+    ...haHandlers(ctx),
     'daemon.status': () => ({ pid: process.pid, sessions: ctx.engine.size, mechanism: ctx.mechanism() }),
   };
 }
