@@ -2,6 +2,7 @@
 // queue, ctnetlink, the control socket, timers and logs. Each queued packet is decoded, decided
 // by the engine with the current time, and its effects carried out here.
 
+import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { loadConfigFile, parseConfig, ConfigErrors, engineConfigFor, type DaemonConfig } from './config/load.js';
 import { keepRestartOnly } from './config/restart-only.js';
@@ -15,11 +16,14 @@ import type { EngineConfig } from './engine/engine-config.js';
 import { markLayout, sessionTtls, TimerClasses, type KernelCacheConfig } from './engine/kernel-cache.js';
 import { InterfaceNames } from './kernel/interfaces.js';
 import { routeInterfaces } from './kernel/routes.js';
+import { NextHopCache } from './control/next-hops.js';
 import { readMemoryPercent } from './kernel/meminfo.js';
 import { createLogger, flushLogger } from './log/logger.js';
 import { trafficRecord, type TrafficRecord } from './log/traffic.js';
 import { Datapath } from './kernel/datapath.js';
-import { readSnapshot, retireSnapshot, writeSnapshot } from './state/snapshot.js';
+import { readTable } from './state/table-read.js';
+import { TableStore } from './state/table-store.js';
+import { SNAPSHOT_FILE } from './state/snapshot.js';
 import { DecisionCapture } from './capture/decision-capture.js';
 import { captureHandlers } from './control/handlers/capture.js';
 import { readKernelQueueCounters } from './kernel/datapath.js';
@@ -89,10 +93,13 @@ export class Daemon {
     queues: () => readKernelQueueCounters().filter((c) => c.queue >= this.config.queue.first && c.queue < this.config.queue.first + this.config.queue.count),
     mechanism: () => this.datapath?.mechanism,
     version: programVersion(),
+    journal: () => this.store?.stats(),
     beforeScrape: () => this.readOffloaded(offloadedSessions(this.engine.sessions(), SCRAPE_READ_LIMIT))
       .catch((err: Error) => this.log.warn({ err: err.message }, 'reading offloaded sessions before a scrape failed: counted as last read')),
   });
   private metricsServer?: MetricsServer;
+  /** The table on disk (snapshot + journal) while `snapshot` is enabled. */
+  private store?: TableStore;
   /** First-packet offload: mark layout and the timer classes the kernel holds (kernel-cache.ts). */
   private readonly kernelCache?: KernelCacheConfig;
 
@@ -163,9 +170,11 @@ export class Daemon {
       now: () => Date.now(),
       apply: (fx, now) => this.apply(fx, now),
       queueStats: () => this.datapath?.queueStats(),
+      journalStats: () => this.store?.stats(),
       mechanism: () => this.datapath?.mechanism,
       ifname: (i) => this.ifnames.name(i),
       readKernel: (sessions) => this.readOffloaded(sessions),
+      gateways: new NextHopCache(),
     }, this.views) });
     await this.control.listen();
     await this.startMetrics();
@@ -175,6 +184,8 @@ export class Daemon {
       const fx = this.engine.tick(now);
       if (fx.length) this.apply(fx, now);
     }, 1000));
+    // The journal's flush: one write and one fsync a second, whatever the setup rate.
+    if (this.store) this.timers.push(setInterval(() => this.store?.flush(() => this.engine.snapshot(Date.now()), Date.now()), 1000));
     for (const t of this.timers) t.unref();
     this.sampleMemory();
     this.startIntervals();
@@ -202,21 +213,46 @@ export class Daemon {
     const sync = this.config.kernelSyncInterval;
     if (sync > 0) this.intervals.push(setInterval(() => void this.datapath?.syncKernel(), sync * 1000));
     this.intervals.push(setInterval(() => this.sampleMemory(), this.engine.config.limits.memorySampleInterval * 1000));
+    if (this.store) this.intervals.push(setInterval(() => this.compact(), this.config.snapshotInterval * 1000));
     for (const t of this.intervals) t.unref();
   }
 
-  /** The effects of a restored snapshot (pinholes to re-open), or undefined when none was restored. */
+  /**
+   * Reads the snapshot and the journal after it, loads the table, then compacts: a fresh snapshot
+   * of the loaded table and an empty journal, so a second crash right after the start finds it
+   * again. Returns the effects of the restore (pinholes to re-open), undefined when none was restored.
+   */
   private restoreSnapshot(): Effect[] | undefined {
-    const r = readSnapshot(this.stateDir);
-    if (r.kind === 'none') return undefined;
+    const now = Date.now();
+    const r = readTable(this.stateDir, now);
+    if (r.journal) this.log.warn({ path: r.journal.path, err: r.journal.error }, 'table journal not replayed');
+    let effects: Effect[] | undefined;
+    let seq = 0;
     if (r.kind === 'bad') {
       this.log.error({ path: r.path, err: r.error, movedTo: r.movedTo }, 'table snapshot unreadable: starting with an empty table');
-      return undefined;
+    } else if (r.kind === 'ok') {
+      const j = r.replay;
+      if (j.dropped) {
+        this.log.warn({ dropped: j.dropped, offset: j.droppedOffset, reason: j.droppedReason, replayed: j.applied },
+          'table journal: replayed up to a torn or corrupt record; it and the records after it are dropped');
+      }
+      const restored = this.engine.restore(r.snapshot, now);
+      effects = restored.effects;
+      seq = j.lastSeq;
+      this.log.info({ path: r.path, savedAt: new Date(r.snapshot.savedAt).toISOString(), crash: r.crash, journalApplied: j.applied, journalSkipped: j.skipped,
+        journalDropped: j.dropped, expiryExtended: r.extended, freshHelperStates: r.freshHelpers, ...restored.report }, 'table restored from snapshot');
     }
-    const { effects, report } = this.engine.restore(r.snapshot, Date.now());
-    retireSnapshot(r.path);
-    this.log.info({ path: r.path, savedAt: new Date(r.snapshot.savedAt).toISOString(), ...report }, 'table restored from snapshot');
+    this.store = new TableStore(this.stateDir, this.log, seq);
+    if (r.kind === 'ok') this.store.started(r.replay.applied, r.replay.dropped);
+    this.store.compact(this.engine.snapshot(Date.now()), Date.now());
     return effects;
+  }
+
+  /** snapshot-interval: the whole table to disk, the journal emptied. */
+  private compact(): void {
+    const now = Date.now();
+    const snap = this.engine.snapshot(now);
+    if (this.store?.compact(snap, now)) this.log.debug({ sessions: snap.sessions.length, expectations: snap.expectations.length }, 'table snapshot written');
   }
 
   /**
@@ -260,14 +296,14 @@ export class Daemon {
     }
   }
 
+  /** The stop's compaction: the final table, marked clean (its timers are exact). */
   private writeSnapshot(): void {
-    try {
-      const snap = this.engine.snapshot(Date.now());
-      const path = writeSnapshot(this.stateDir, snap);
-      this.log.info({ path, sessions: snap.sessions.length, expectations: snap.expectations.length }, 'table snapshot written');
-    } catch (e) {
-      this.log.error({ err: (e as Error).message, stateDir: this.stateDir }, 'writing the table snapshot failed');
-    }
+    const store = this.store;
+    if (!store) return;
+    const now = Date.now();
+    const snap = this.engine.snapshot(now);
+    if (store.compact(snap, now, true)) this.log.info({ path: join(this.stateDir, SNAPSHOT_FILE), sessions: snap.sessions.length, expectations: snap.expectations.length }, 'table snapshot written');
+    store.close();
   }
 
   /** State directory (table snapshot): --state-dir, then state-dir, then $STATE_DIRECTORY, then /var/lib/nfsessiond. */
@@ -332,6 +368,7 @@ export class Daemon {
   private apply(effects: Effect[], now: number): void {
     let reads: Array<Extract<Effect, { kind: 'kernel-read' }>> | undefined;
     for (const e of effects) {
+      this.store?.record(e);
       switch (e.kind) {
         case 'kernel-read':
           (reads ??= []).push(e);
@@ -402,7 +439,8 @@ export class Daemon {
         );
       }
       this.views.resizeTrafficLog(next.trafficLog.memoryRecords);
-      if (!this.stopping && this.datapath && (prev.kernelSyncInterval !== next.kernelSyncInterval || prev.engine.limits.memorySampleInterval !== next.engine.limits.memorySampleInterval)) this.startIntervals();
+      if (!this.stopping && this.datapath && (prev.kernelSyncInterval !== next.kernelSyncInterval || prev.snapshotInterval !== next.snapshotInterval
+        || prev.engine.limits.memorySampleInterval !== next.engine.limits.memorySampleInterval)) this.startIntervals();
       this.log.info({ config: this.opts.configPath }, 'config reloaded');
       this.reloaded(true, prev);
       return true;
@@ -424,6 +462,7 @@ export class Daemon {
     await this.datapath?.stop();
     // After the queue is closed nothing changes the table any more.
     if (this.config.snapshot && this.datapath) this.writeSnapshot();
+    else this.store?.close();
     this.log.info('stopped');
   }
 }

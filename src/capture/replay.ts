@@ -283,7 +283,8 @@ export class Replayer {
     }
     const e = this.engine;
     const sessions: SessionView[] = [];
-    for (const s of e.sessions()) sessions.push(viewOf(s, now, e.config.offload));
+    // No router here: `gwy=` keeps its placeholder; `use=` is counted in the replayed table.
+    for (const s of e.sessions()) sessions.push(viewOf(s, now, e.config.offload, 1, e));
     sessions.sort((a, b) => a.serial - b.serial);
     const xt = expectationTable(e);
     const reasons: Record<string, number> = {};

@@ -70,6 +70,7 @@ export const BLOCKS: Record<string, BlockSpec> = {
       'memory-use-threshold-green': { type: 'int', min: 70, max: 97, default: 82, help: 'Memory use (%) below which conserve mode is left.' },
       'adaptive-timeout-start': { type: 'int', min: 0, max: 99, default: 0, help: 'Adaptive timeouts: table use (% of the session limit that applies, global or the VDOM\'s) from which every session\'s lifetime since its last refresh is scaled by (end - use) / (end - start), so idle sessions expire first; 0 disables. No effect without a session limit.' },
       'adaptive-timeout-end': { type: 'int', min: 1, max: 1000, default: 100, help: 'Adaptive timeouts: table use (%) at which lifetimes reach zero; above adaptive-timeout-start, and may exceed 100 (lifetimes then never reach zero below the limit).' },
+      'snapshot-interval': { type: 'int', min: 1, max: 86400, default: 60, help: 'Seconds between table snapshots while running (with `snapshot enable`): each writes the whole table and empties the journal of changes, which is flushed every second, so a crash loses at most the last second; a reload applies a new value.' },
     },
   },
   'system resource-limits': {

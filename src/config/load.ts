@@ -29,6 +29,8 @@ export interface DaemonConfig {
   stateDir: string;
   /** Snapshot the table on shutdown and restore it on start. */
   snapshot: boolean;
+  /** Seconds between snapshots while running (snapshot-interval); the journal covers the time between. */
+  snapshotInterval: number;
   restartUnknown: 'adopt' | 'expire';
   /** Traffic log: start records too, and how many records `execute log display` keeps. */
   trafficLog: { sessionStart: boolean; memoryRecords: number };
@@ -258,6 +260,7 @@ export function parseConfig(text: string, file = '<config>'): DaemonConfig {
     metrics: { enabled: sys.metrics as boolean, listen: metricsListen as ListenAddress },
     stateDir: sys['state-dir'] as string,
     snapshot: sys.snapshot as boolean,
+    snapshotInterval: glob['snapshot-interval'] as number,
     restartUnknown: sys['restart-unknown-sessions'] as 'adopt' | 'expire',
     trafficLog: { sessionStart: sys['log-session-start'] as boolean, memoryRecords: sys['log-memory-records'] as number },
     vdomNames,

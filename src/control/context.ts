@@ -4,6 +4,7 @@
 import type { Logger } from 'pino';
 import type { SessionEngine } from '../engine/engine.js';
 import type { Effect, Session } from '../engine/types.js';
+import type { NextHopCache } from './next-hops.js';
 
 export interface DaemonContext {
   readonly engine: SessionEngine;
@@ -12,6 +13,8 @@ export interface DaemonContext {
   /** Carries out engine effects (kernel deletes, logs) as the packet path does. */
   apply(effects: Effect[], now: number): void;
   queueStats(): Record<string, number> | undefined;
+  /** The table journal's counters (state/table-store.ts); undefined while snapshots are off. */
+  journalStats?(): Record<string, number> | undefined;
   mechanism(): string | undefined;
   ifname(index: number): string;
   /**
@@ -19,4 +22,6 @@ export interface DaemonContext {
    * view shows them: their packets never reach the daemon, and the kernel reports only their end.
    */
   readKernel?(sessions: Session[]): Promise<void>;
+  /** The router's next hops for the list's `gwy=`; without it the list prints the placeholder. */
+  readonly gateways?: NextHopCache;
 }

@@ -3,7 +3,7 @@
 
 import type { Expectation } from '../engine/expectations.js';
 import type { FlowTuple } from '../packet/types.js';
-import type { SessionView } from './session-view.js';
+import { noGateway, type SessionView } from './session-view.js';
 
 export interface ExpectationView {
   id: number;
@@ -55,7 +55,9 @@ export function filterableView(v: ExpectationView): SessionView {
     refresh_dir: 'both', helper: v.helper, policy_id: v.policy_id, vd: v.vd, offloaded: false,
     org: { bytes: 0, packets: 0, allow_err: 0 }, reply: { bytes: 0, packets: 0, allow_err: 0 }, tx_speed_bps: 0, rx_speed_bps: 0,
     orig_tuple: v.tuple, reply_tuple: { ...v.tuple, src: v.tuple.dst, dst: v.tuple.src, sport: v.tuple.dport, dport: v.tuple.sport },
-    dev_org: [0, 0], dev_reply: [0, 0], log: false,
+    dev_org: [0, 0], dev_reply: [0, 0], gwy: [noGateway(v.tuple.family), noGateway(v.tuple.family)], log: false,
+    // Not shown: the filter has no `use` term.
+    use: 0,
   };
 }
 

@@ -45,11 +45,11 @@ function hookLines(v: SessionView): string[] {
 export function formatSession(v: SessionView): string {
   const kbps = (bps: number) => Math.floor((bps * 8) / 1000);
   const dev = `dev=${v.dev_org[0]}->${v.dev_org[1]}/${v.dev_reply[0]}->${v.dev_reply[1]}`;
-  const gwy = v.orig_tuple.family === 6 ? 'gwy=::/::' : 'gwy=0.0.0.0/0.0.0.0';
+  const gwy = `gwy=${v.gwy[0]}/${v.gwy[1]}`;
   // `npu` is the vendor's flag of an offloaded session; ours are offloaded to the kernel.
   const state = [v.log ? 'log' : '', 'may_dirty', v.offloaded ? 'npu' : ''].filter(Boolean).join(' ');
   return [
-    `session info: proto=${v.proto} proto_state=${v.proto_state} duration=${v.duration} expire=${v.expire}${v.adaptive !== undefined ? ` adaptive=${v.adaptive.toFixed(2)}` : ''} timeout=${v.timeout} refresh_dir=${v.refresh_dir} flags=00000000 socktype=0 sockport=0 av_idx=0 use=${v.helper ? 4 : 3}`,
+    `session info: proto=${v.proto} proto_state=${v.proto_state} duration=${v.duration} expire=${v.expire}${v.adaptive !== undefined ? ` adaptive=${v.adaptive.toFixed(2)}` : ''} timeout=${v.timeout} refresh_dir=${v.refresh_dir} flags=00000000 socktype=0 sockport=0 av_idx=0 use=${v.use}`,
     'origin-shaper=',
     'reply-shaper=',
     'per_ip_shaper=',
@@ -98,6 +98,8 @@ export interface StatView {
   adaptive?: AdaptiveStat;
   counters: Record<string, number>;
   queue?: Record<string, number>;
+  /** The table journal (records, bytes, flushes, compactions, start-up replay, write errors). */
+  journal?: Record<string, number>;
 }
 
 export interface AdaptiveStat {
@@ -124,6 +126,8 @@ export interface FullStatView extends StatView {
 
 const isFull = (s: StatView | FullStatView): s is FullStatView => 'table' in s;
 
+const keyValues = (o: Record<string, number | undefined>): string => Object.entries(o).map(([k, v]) => `${k}=${v}`).join(' ');
+
 export function formatStat(s: StatView | FullStatView): string {
   const full = isFull(s);
   const lines = [
@@ -143,7 +147,8 @@ export function formatStat(s: StatView | FullStatView): string {
     const k = s.conserve;
     lines.push(`conserve: mode=${k.mode} memory=${k.memory}% reasons=${k.reasons.join(',') || '-'} failopen=${k.failopen}${k.one_shot ? '(latched)' : ''} enter=${k.enter} leave=${k.leave} bypass_flows=${k.bypass_flows}`);
   }
-  if (s.queue) lines.push(`nfqueue: ${Object.entries(s.queue).map(([k, v]) => `${k}=${v}`).join(' ')}`);
-  if (full && s.kernel) lines.push(`kernel conntrack: ${Object.entries(s.kernel).map(([k, v]) => `${k}=${v}`).join(' ')}`);
+  if (s.queue) lines.push(`nfqueue: ${keyValues(s.queue)}`);
+  if (s.journal) lines.push(`journal: ${keyValues(s.journal)}`);
+  if (full && s.kernel) lines.push(`kernel conntrack: ${keyValues(s.kernel)}`);
   return `${lines.join('\n')}\n`;
 }

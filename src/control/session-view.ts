@@ -4,6 +4,7 @@
 import { scaledExpiry } from '../engine/adaptive.js';
 import type { Session } from '../engine/types.js';
 import type { FlowTuple } from '../packet/types.js';
+import { referenceCount, type ReferenceHolders } from './session-refs.js';
 
 export interface SessionView {
   serial: number;
@@ -16,6 +17,8 @@ export interface SessionView {
   adaptive?: number;
   timeout: number;
   refresh_dir: 'both' | 'org' | 'reply';
+  /** Holders of the session counted when the view was built (session-refs.ts). */
+  use: number;
   helper?: string;
   /** A child of an expectation: its parent's serial, the serial it inherited and what it used. */
   parent?: number;
@@ -32,6 +35,12 @@ export interface SessionView {
   reply_tuple: FlowTuple;
   dev_org: [number, number];
   dev_reply: [number, number];
+  /**
+   * Next hop of the original direction / of the reply direction (session-gateways.ts); the
+   * family's unspecified address where none is known (no router asked, no packet that way yet,
+   * or the lookup failed).
+   */
+  gwy: [string, string];
   snat?: { addr: string; port: number };
   dnat?: { addr: string; port: number };
   log: boolean;
@@ -54,8 +63,15 @@ export function noOffloadReason(s: Session, offloadEnabled: boolean): string | u
   return 'not-established';
 }
 
-/** `adaptive`: the session's adaptive-timeout factor (SessionEngine.adaptiveFactor), 1 when none applies. */
-export function viewOf(s: Session, now: number, offloadEnabled = true, adaptive = 1): SessionView {
+/** The `gwy=` of a direction whose next hop is not known. */
+export const noGateway = (family: 4 | 6): string => (family === 6 ? '::' : '0.0.0.0');
+
+/**
+ * `adaptive`: the session's adaptive-timeout factor (SessionEngine.adaptiveFactor), 1 when none
+ * applies. `table`: the engine holding the session, for `use`; without it only what the session
+ * records itself (its timer) is counted.
+ */
+export function viewOf(s: Session, now: number, offloadEnabled = true, adaptive = 1, table?: ReferenceHolders): SessionView {
   const reason = noOffloadReason(s, offloadEnabled);
   return {
     serial: s.serial,
@@ -66,6 +82,7 @@ export function viewOf(s: Session, now: number, offloadEnabled = true, adaptive 
     ...(adaptive < 1 ? { adaptive: Math.round(adaptive * 100) / 100 } : {}),
     timeout: s.timeout,
     refresh_dir: REFRESH[s.refreshDir],
+    use: referenceCount(s, table),
     ...(s.helper ? { helper: s.helper } : {}),
     ...(s.parent !== undefined ? { parent: s.parent } : {}),
     ...(s.inheritedSerial !== undefined ? { inherited_serial: s.inheritedSerial } : {}),
@@ -81,9 +98,21 @@ export function viewOf(s: Session, now: number, offloadEnabled = true, adaptive 
     reply_tuple: s.reply,
     dev_org: s.devOrg,
     dev_reply: s.devReply,
+    gwy: [noGateway(s.orig.family), noGateway(s.orig.family)],
     ...(s.nat?.snat ? { snat: s.nat.snat } : {}),
     ...(s.nat?.dnat ? { dnat: s.nat.dnat } : {}),
     log: s.logTraffic,
     ...(reason ? { no_ofld_reason: reason } : {}),
   };
+}
+
+/** The engine a session is viewed in: its offload setting, adaptive factor and reference holders. */
+export interface ViewingEngine extends ReferenceHolders {
+  readonly config: { readonly offload: boolean };
+  adaptiveFactor(vd: number): number;
+}
+
+/** The view of a session of `engine`'s table, as the daemon's list shows it. */
+export function viewIn(engine: ViewingEngine, s: Session, now: number): SessionView {
+  return viewOf(s, now, engine.config.offload, engine.adaptiveFactor(s.vd), engine);
 }

@@ -25,12 +25,14 @@
 //   nfsessiond_verdict_latency_seconds                   histogram, per packet
 //   nfsessiond_config_reloads_total{result}              counter: ok / rejected
 //   nfsessiond_info{version,mechanism}                   gauge 1
+//   nfsessiond_journal_*                                 the table journal (journal-metrics.ts)
 // plus prom-client's default process and Node.js metrics (CPU, memory, event loop lag, GC).
 
 import { Counter, Gauge, Registry, collectDefaultMetrics, type Metric } from 'prom-client';
 import type { SessionEngine } from '../engine/engine.js';
 import { tcpPhase } from '../engine/tcp-state.js';
 import type { KernelQueueCounters } from '../kernel/datapath.js';
+import { registerJournalMetrics, type JournalSource } from './journal-metrics.js';
 import { IPPROTO_TCP, IPPROTO_UDP } from '../packet/types.js';
 
 const TCP_STATES = ['none', 'established', 'syn_sent', 'syn_recv', 'fin_wait', 'time_wait', 'close', 'close_wait', 'last_ack', 'listen'];
@@ -55,6 +57,8 @@ export interface MetricsSources {
   version?: string;
   /** Brings the table up to date before a scrape (offloaded sessions move in the kernel alone). */
   beforeScrape?: () => Promise<void>;
+  /** The table journal's counters (journal-metrics.ts). */
+  journal?: JournalSource;
 }
 
 /**
@@ -278,6 +282,8 @@ export class DaemonMetrics {
         this.inc({ verdict: 'drop' }, c.dropped);
       },
     });
+
+    if (src.journal) registerJournalMetrics(registers, src.journal);
 
     this.registry.registerMetric(this.latency as unknown as Metric);
     this.reloads = new Counter({ name: 'nfsessiond_config_reloads_total', help: 'Config reloads (SIGHUP), by result: ok or rejected (the running config stays).', labelNames: ['result'], registers });

@@ -35,8 +35,9 @@ export interface JournalReplay {
   applied: number;
   /** Records the snapshot already held (seq not after its journalSeq). */
   skipped: number;
-  /** Lines dropped at a torn or corrupt tail, and why. */
+  /** Lines dropped at a torn or corrupt tail, where they start (bytes into the file), and why. */
   dropped: number;
+  droppedOffset?: number;
   droppedReason?: string;
   lastSeq: number;
 }
@@ -69,10 +70,14 @@ export function replayJournal(text: string, base: EngineSnapshot | undefined, no
   if (lines[lines.length - 1] === '') lines.pop();
   else if (lines.length) out.droppedReason = 'the last record is incomplete';
   let prev = -1;
+  let offset = 0;
   for (let i = 0; i < lines.length; i++) {
     const line = lines[i];
+    const start = offset;
+    offset += Buffer.byteLength(line) + 1;
     const bad = (why: string) => {
       out.dropped = lines.length - i;
+      out.droppedOffset = start;
       out.droppedReason = `line ${i + 1}: ${why}`;
     };
     const sp = line.indexOf(' ');
@@ -137,7 +142,14 @@ export function readJournal(dir: string): string | undefined {
   return existsSync(path) ? readFileSync(path, 'utf8') : undefined;
 }
 
-export interface JournalStats { records: number; bytes: number; flushes: number; compactions: number }
+export interface JournalStats {
+  records: number;
+  bytes: number;
+  flushes: number;
+  compactions: number;
+  /** The last flush's write + fsync (µs). */
+  lastFlushUs: number;
+}
 
 /**
  * The open journal of a running daemon. Changes are collected as they happen and written by
@@ -151,7 +163,7 @@ export class Journal {
   private readonly expects = new Map<number, Expectation>();
   private readonly expectEnds: number[] = [];
   private nextSerial = 0;
-  readonly stats: JournalStats = { records: 0, bytes: 0, flushes: 0, compactions: 0 };
+  readonly stats: JournalStats = { records: 0, bytes: 0, flushes: 0, compactions: 0, lastFlushUs: 0 };
 
   /** Opens the journal empty (its content is in the snapshot just written, up to `seq`). */
   constructor(private readonly dir: string, seq: number) {
@@ -164,7 +176,10 @@ export class Journal {
   sessionStarted(s: Session): void { this.started.set(s.serial, s); }
 
   sessionEnded(serial: number): void {
-    if (!this.started.delete(serial)) this.ended.push(serial);
+    if (this.started.delete(serial)) {
+      // Nothing of it reaches the file, but its serial must not be handed out again after a crash.
+      this.nextSerial = Math.max(this.nextSerial, serial + 1);
+    } else this.ended.push(serial);
   }
 
   expectationAdded(x: Expectation): void { this.expects.set(x.id, x); }
@@ -186,15 +201,15 @@ export class Journal {
     for (const x of this.expects.values()) add({ t: 'expect', expectation: x });
     for (const id of this.expectEnds) add({ t: 'expect-end', id });
     if (this.nextSerial) add({ t: 'serial', next: this.nextSerial });
-    this.started.clear();
-    this.ended.length = 0;
-    this.expects.clear();
-    this.expectEnds.length = 0;
-    this.nextSerial = 0;
+    this.clearPending();
     if (!n) return 0;
     const buf = Buffer.from(text);
-    writeSync(this.fd, buf);
+    const t0 = process.hrtime.bigint();
+    const written = writeSync(this.fd, buf);
+    // A short write (a full disk) leaves a torn record: the caller compacts to start clean.
+    if (written !== buf.length) throw new Error(`short write: ${written} of ${buf.length} bytes`);
     fsyncSync(this.fd);
+    this.stats.lastFlushUs = Number((process.hrtime.bigint() - t0) / 1000n);
     this.stats.records += n;
     this.stats.bytes += buf.length;
     this.stats.flushes++;
@@ -204,12 +219,15 @@ export class Journal {
   /** After a snapshot that holds everything up to lastSeq: start an empty journal. */
   compacted(): void {
     this.clearPending();
+    // Opened before the old descriptor is closed: a failing open leaves a journal to write to.
+    const fd = openSync(join(this.dir, JOURNAL_FILE), 'w', 0o600);
     closeSync(this.fd);
-    this.fd = openSync(join(this.dir, JOURNAL_FILE), 'w', 0o600);
+    this.fd = fd;
     this.stats.compactions++;
   }
 
-  private clearPending(): void {
+  /** Forgets the changes not yet written (a snapshot that holds them is to follow). */
+  clearPending(): void {
     this.started.clear();
     this.ended.length = 0;
     this.expects.clear();

@@ -1,9 +1,10 @@
-// The table snapshot on disk: written on shutdown, read on start (issue: restarts lose nothing).
+// The table snapshot on disk: written at start, every snapshot-interval and on shutdown, read on
+// start together with the journal of the changes since (journal.ts).
 // One JSON file, written to a temporary name and renamed, so a crash mid-write leaves the old
 // snapshot or none, never half of one. A file that cannot be read or parsed is reported and the
 // daemon starts with an empty table; it is moved aside so the next start does not trip on it.
 
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import type { EngineSnapshot } from '../engine/engine.js';
 
@@ -62,18 +63,37 @@ export function decodeSnapshot(text: string): EngineSnapshot {
   return s as EngineSnapshot;
 }
 
-export function writeSnapshot(dir: string, s: EngineSnapshot): string {
+/**
+ * A snapshot as the state directory holds it: the journal seq it covers (records up to it are
+ * in it already) and whether a clean stop wrote it (its timers are exact, not up to an interval old).
+ */
+export type StoredSnapshot = EngineSnapshot & { journalSeq?: number; clean?: boolean };
+
+/**
+ * Written to a temporary file, synced, renamed over the old one, and the directory synced: the
+ * journal is emptied right after, so the snapshot must be on disk before the records it replaces go.
+ */
+export function writeSnapshot(dir: string, s: StoredSnapshot): string {
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   const path = join(dir, SNAPSHOT_FILE);
   const tmp = `${path}.${process.pid}.tmp`;
-  writeFileSync(tmp, encodeSnapshot(s), { mode: 0o600 });
+  const fd = openSync(tmp, 'w', 0o600);
+  try {
+    const buf = Buffer.from(encodeSnapshot(s));
+    if (writeSync(fd, buf) !== buf.length) throw new Error(`short write of ${tmp}`);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
   renameSync(tmp, path);
+  const d = openSync(dir, 'r');
+  try { fsyncSync(d); } finally { closeSync(d); }
   return path;
 }
 
 export type SnapshotRead =
   | { kind: 'none'; path: string }
-  | { kind: 'ok'; path: string; snapshot: EngineSnapshot }
+  | { kind: 'ok'; path: string; snapshot: StoredSnapshot }
   | { kind: 'bad'; path: string; error: string; movedTo?: string };
 
 /** Reads the snapshot, if any. A bad one is renamed to `<file>.bad` (kept for a look, not re-read). */
@@ -93,9 +113,4 @@ export function readSnapshot(dir: string): SnapshotRead {
     try { renameSync(path, movedTo); } catch { return { kind: 'bad', path, error: (e as Error).message }; }
     return { kind: 'bad', path, error: (e as Error).message, movedTo };
   }
-}
-
-/** After a successful restore the file has done its job: a later crash must not restore it again. */
-export function retireSnapshot(path: string): void {
-  try { renameSync(path, `${path}.restored`); } catch { /* already gone */ }
 }

@@ -1,5 +1,7 @@
-// A crash leaves the kernel's offloaded connections behind; the next start decides them again by
-// the running policy: a connection the new policy denies is cut, one it accepts is adopted.
+// A crash that also lost the table on disk (a wiped or new state directory) leaves the kernel's
+// offloaded connections behind with no session of ours; the next start decides them again by the
+// running policy: a connection the new policy denies is cut, one it accepts is adopted. (With the
+// table on disk, a crash restores it: test/e2e/journal.test.ts.)
 
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -38,7 +40,7 @@ end
 const kernelHas = async (topo: Topology, sport: number) =>
   (await topo.exec('router', ['conntrack', '-L', '-p', 'udp', '--sport', String(sport)])).stdout.includes(`sport=${sport}`);
 
-t.test('after a SIGKILL, the next start re-decides the offloaded connections by the running policy', async (t) => {
+t.test('after a SIGKILL that lost the table on disk, the next start re-decides the offloaded connections by the running policy', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'nfsessiond-crash-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   await withTopology(t, async (topo) => {
@@ -51,7 +53,8 @@ t.test('after a SIGKILL, the next start re-decides the offloaded connections by 
     t.same(before.map((s) => [s.orig_tuple.dport, s.offloaded, s.policy_id]).sort(), [[7007, true, 7], [7008, true, 7]]);
     first.proc.child.kill('SIGKILL');
     await first.proc.exited;
-    t.notOk(existsSync(join(dir, 'sessions.json')), 'a crash writes no snapshot');
+    t.ok(existsSync(join(dir, 'sessions.journal')), 'the crash left the snapshot and journal behind');
+    for (const f of ['sessions.json', 'sessions.journal']) rmSync(join(dir, f));
     t.ok(await kernelHas(topo, 40801), 'the kernel still carries both connections');
 
     // While it was down the policy lost udp/7008.

@@ -22,6 +22,10 @@ end
 
 interface ListJson { sessions: SessionView[]; total: number }
 
+/** Behind the server, for routes through a gateway. */
+const FAR = '192.0.2.10';
+const FAR6 = '2001:db8:2::10';
+
 const udpPorts = (l: ListJson) => l.sessions.filter((s) => s.proto === 17).map((s) => s.orig_tuple.sport).sort();
 
 t.test('session filter, flow trace and log display on a live daemon', async (t) => {
@@ -107,6 +111,27 @@ t.test('session filter, flow trace and log display on a live daemon', async (t) 
     await cli('execute', 'log', 'filter', 'field', 'action', 'clear');
     const cleared = await d.json<LogDisplay>('execute', 'log', 'display');
     t.same(cleared.records.map((r) => [r.srcport, r.dstport]), [[40101, 7007]]);
+
+    // gwy=: the router's next hop for each direction. 192.0.2.10 and 2001:db8:2::10 sit behind
+    // the server, reached through it as a gateway; the server and the client are directly
+    // connected, so their own addresses are the next hop. use=: two tuples and a timer.
+    await topo.execOk('server', ['ip', 'addr', 'add', `${FAR}/32`, 'dev', 'lo']);
+    await topo.execOk('server', ['ip', '-6', 'addr', 'add', `${FAR6}/128`, 'dev', 'lo']);
+    await topo.execOk('router', ['ip', 'route', 'add', '192.0.2.0/24', 'via', S]);
+    await topo.execOk('router', ['ip', '-6', 'route', 'add', '2001:db8:2::/64', 'via', topo.addr.server.v6]);
+    await startUdpEcho(topo, { bind: FAR, port: 7010 });
+    await startUdpEcho(topo, { bind: FAR6, port: 7011 });
+    t.equal((await udpExchange(topo, { count: 2, size: 50, sport: 40110, host: FAR, port: 7010 })).received, 2, 'UDP through a gateway echoed');
+    t.equal((await udpExchange(topo, { count: 2, size: 50, sport: 40111, host: FAR6, port: 7011 })).received, 2, 'UDP over IPv6 through a gateway echoed');
+    const listed = await d.json<ListJson>('diagnose', 'sys', 'session', 'list');
+    const bySport = (p: number) => listed.sessions.find((v) => v.proto === 17 && v.orig_tuple.sport === p);
+    t.same(bySport(40100)?.gwy, [S, C], 'directly connected both ways: the peers themselves');
+    t.same(bySport(40110)?.gwy, [S, C], 'through a gateway: the gateway, not the destination');
+    t.same(bySport(40111)?.gwy, [topo.addr.server.v6, topo.addr.client.v6], 'IPv6 through a gateway');
+    t.same([bySport(40100)?.use, bySport(40110)?.use, bySport(40111)?.use], [3, 3, 3]);
+    const record = (await cli('diagnose', 'sys', 'session', 'list')).split('\n\n').find((r) => r.includes(`${C}:40110->${FAR}:7010`)) ?? '';
+    t.match(record, / use=3\n/);
+    t.match(record, ` gwy=${S}/${C}\nhook=pre dir=org act=noop ${C}:40110->${FAR}:7010(0.0.0.0:0)\n`);
 
     t.equal(await d.stop(), 0);
     d = undefined;

@@ -14,6 +14,9 @@ t.test('restart-only keys keep their running values; the rest come from the file
     '    set log-level debug',
     '    set kernel-sync-interval 7',
     'end',
+    'config system global',
+    '    set snapshot-interval 5',
+    'end',
     '',
   ].join('\n'));
   const { config, kept } = keepRestartOnly(running, file);
@@ -24,6 +27,7 @@ t.test('restart-only keys keep their running values; the rest come from the file
     { key: 'offload-mark', running: `0x${running.engine.offloadMark.toString(16).padStart(8, '0')}`, file: '0x00080000' },
   ]);
   t.same([config.queue.first, config.queue.count, config.table, config.engine.offloadMark], [0, 1, running.table, running.engine.offloadMark]);
-  t.same([config.logLevel, config.kernelSyncInterval], ['debug', 7], 'keys a reload applies come from the file');
+  t.same([config.logLevel, config.kernelSyncInterval, config.snapshotInterval], ['debug', 7, 5], 'keys a reload applies come from the file');
+  t.equal(running.snapshotInterval, 60, 'snapshot-interval defaults to a minute');
   t.same(keepRestartOnly(running, parseConfig('config system nfsessiond\n    set queue-num 0\nend\n')).kept, [], 'unchanged: nothing kept');
 });

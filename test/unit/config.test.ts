@@ -76,7 +76,7 @@ config system nope
 end`);
   t.same(errs.slice(0, 3), [
     "r.conf:2:28: 'tcp-halfopen-timer' in 'config system global': expected an integer, got 'ten'",
-    "r.conf:3:9: unknown key 'tcp-bogus' in 'config system global': expected one of tcp-halfopen-timer, tcp-halfclose-timer, tcp-timewait-timer, udp-idle-timer, av-failopen-session, av-failopen, memory-use-threshold-red, memory-use-threshold-extreme, memory-use-threshold-green, adaptive-timeout-start, adaptive-timeout-end",
+    "r.conf:3:9: unknown key 'tcp-bogus' in 'config system global': expected one of tcp-halfopen-timer, tcp-halfclose-timer, tcp-timewait-timer, udp-idle-timer, av-failopen-session, av-failopen, memory-use-threshold-red, memory-use-threshold-extreme, memory-use-threshold-green, adaptive-timeout-start, adaptive-timeout-end, snapshot-interval",
     "r.conf:4:28: 'tcp-timewait-timer' in 'config system global': 999 is out of range 0-300",
   ]);
   t.equal(errs.length, 4);
@@ -92,6 +92,10 @@ end`);
 end`), [
     "r.conf:4:29: 'refresh-direction' in 'config system session-ttl' > config port > edit 1: expected one of both|outgoing|incoming, got 'sideways'",
     'r.conf:6:20: session-ttl port 1: end-port 8 is below start-port 9',
+  ]);
+  t.same(errorsOf('config system global\n    set snapshot-interval 0\n    set snapshot-interval soon\nend\n'), [
+    "r.conf:2:27: 'snapshot-interval' in 'config system global': 0 is out of range 1-86400",
+    "r.conf:3:27: 'snapshot-interval' in 'config system global': expected an integer, got 'soon'",
   ]);
   t.end();
 });

@@ -9,7 +9,7 @@ function view(over: Partial<SessionView> & { src?: string; dst?: string; sport?:
     serial: 1, proto, proto_state: '01', duration: 5, expire: 3595, timeout: 3600, refresh_dir: 'both', policy_id: 1, vd: 0, offloaded: false,
     org: { bytes: 0, packets: 0, allow_err: 0 }, reply: { bytes: 0, packets: 0, allow_err: 0 }, tx_speed_bps: 0, rx_speed_bps: 0,
     orig_tuple: tuple, reply_tuple: { ...tuple, src: tuple.dst, dst: tuple.src, sport: tuple.dport, dport: tuple.sport },
-    dev_org: [2, 3], dev_reply: [3, 2], log: true, ...over,
+    dev_org: [2, 3], dev_reply: [3, 2], use: 3, gwy: ['0.0.0.0', '0.0.0.0'], log: true, ...over,
   };
 }
 

@@ -30,6 +30,7 @@ t.test('DaemonMetrics on a fresh engine', async (t) => {
     expectations: () => [{ helper: 'ftp' }, { helper: 'ftp' }, { helper: 'sip' }],
     mechanism: () => 'xt-nfqueue',
     version: '9.9.9',
+    journal: () => ({ records: 12, bytes: 3400, flushes: 3, last_flush_us: 250, compactions: 2, replayed: 5, dropped: 1, write_errors: 0, failing: 0 }),
   }, { processMetrics: false });
   for (let i = 0; i < 3; i++) m.packetDecided();
   await Promise.resolve();
@@ -55,6 +56,15 @@ t.test('DaemonMetrics on a fresh engine', async (t) => {
     'nfsessiond_verdict_latency_seconds_bucket{le="+Inf"} 4',
     'nfsessiond_config_reloads_total{result="ok"} 1',
     'nfsessiond_config_reloads_total{result="rejected"} 2',
+    'nfsessiond_journal_records_total 12',
+    'nfsessiond_journal_bytes_total 3400',
+    'nfsessiond_journal_flushes_total 3',
+    'nfsessiond_journal_compactions_total 2',
+    'nfsessiond_journal_write_errors_total 0',
+    'nfsessiond_journal_failing 0',
+    'nfsessiond_journal_last_flush_seconds 0.00025',
+    'nfsessiond_journal_replayed_records 5',
+    'nfsessiond_journal_dropped_records 1',
   ]) t.ok(text.split('\n').includes(line), line);
   t.notMatch(text, /^process_/m, 'process metrics off when asked');
   // A second scrape gives the same counter values (collect sets, never adds twice).

@@ -65,7 +65,7 @@ function view(over: Partial<SessionView>): SessionView {
   return {
     serial: 2, proto: 17, proto_state: '01', duration: 4, expire: 296, timeout: 300, refresh_dir: 'both', policy_id: 1, vd: 0, offloaded: false,
     org: { bytes: 1280, packets: 10, allow_err: 0 }, reply: { bytes: 640, packets: 5, allow_err: 0 }, tx_speed_bps: 320, rx_speed_bps: 160,
-    orig_tuple: v4, reply_tuple: rev(v4), dev_org: [2, 3], dev_reply: [3, 2], log: true, no_ofld_reason: 'not-established',
+    orig_tuple: v4, reply_tuple: rev(v4), dev_org: [2, 3], dev_reply: [3, 2], gwy: ['0.0.0.0', '0.0.0.0'], use: 3, log: true, no_ofld_reason: 'not-established',
     ...over,
   };
 }
@@ -75,13 +75,14 @@ function samples(): SessionView[] {
   const e = new SessionEngine(defaultEngineConfig({ offload: false }));
   const p: Packet = { indev: 18, outdev: 17, mark: 0, decoded: { ok: true, tuple: v4, length: 58, tcpFlags: 0, icmpType: -1, icmpCode: -1, payloadOffset: 28, payloadLength: 30, fragment: false } };
   e.handlePacket(p, 1000);
-  const fromEngine = [...e.sessions()].map((s) => viewOf(s, 5000, false));
+  const fromEngine = [...e.sessions()].map((s) => viewOf(s, 5000, false, 1, e));
   const natReply = { ...rev(v4), dst: '192.0.2.1', dport: 62458 };
   return [
     ...fromEngine,
     view({}),
     view({ offloaded: true, no_ofld_reason: undefined, log: false, snat: { addr: '192.0.2.1', port: 62458 }, reply_tuple: natReply, serial: 0x5071 }),
-    view({ proto: 6, proto_state: '11', refresh_dir: 'reply', orig_tuple: v6, reply_tuple: rev(v6), helper: 'ftp', no_ofld_reason: 'helper', policy_id: 7, vd: 1 }),
+    view({ proto: 6, proto_state: '11', refresh_dir: 'reply', orig_tuple: v6, reply_tuple: rev(v6), helper: 'ftp', no_ofld_reason: 'helper', policy_id: 7, vd: 1, use: 5, gwy: ['2001:db8:113::1', '::'] }),
+    view({ gwy: ['203.0.113.1', '198.51.100.2'], use: 4 }),
     view({ dnat: { addr: '203.0.113.9', port: 8080 }, reply_tuple: { ...rev(v4), src: '203.0.113.9', sport: 8080 }, no_ofld_reason: 'offload-pending', refresh_dir: 'org' }),
     view({ parent: 5, inherited_serial: 5, serial: 9, expected: { helper: 'ftp', kind: 'ftp-data' }, adaptive: 0.5, no_ofld_reason: 'disabled-by-config' }),
     view({ offloaded: true, no_ofld_reason: undefined, adaptive: 0.25, snat: { addr: '192.0.2.1', port: 1 }, dnat: { addr: '203.0.113.9', port: 2 } }),

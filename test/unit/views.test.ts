@@ -22,7 +22,7 @@ t.test('session list record for the seed UDP 5001 scenario', (t) => {
   const out: FlowTuple = { family: 4, proto: 17, src: '198.51.100.41', dst: '203.0.113.55', sport: 2041, dport: 5001 };
   e.handlePacket(pkt(out, 29), 0);
   e.handlePacket(pkt(out, 29), 1000);
-  const text = formatSessionList([...e.sessions()].map((s) => viewOf(s, 77_000, false)));
+  const text = formatSessionList([...e.sessions()].map((s) => viewOf(s, 77_000, false, 1, e)));
   t.equal(text, `session info: proto=17 proto_state=00 duration=77 expire=4924 timeout=5001 refresh_dir=reply flags=00000000 socktype=0 sockport=0 av_idx=0 use=3
 origin-shaper=
 reply-shaper=
@@ -91,6 +91,7 @@ global: ses_limit=100 ses6_limit=100 rt_limit=0 rt6_limit=0
 conserve: mode=off memory=0% reasons=- failopen=disable enter=0 leave=0 bypass_flows=0
 nfqueue: received=5 dropped=0
 `);
+  t.match(formatStat({ ...statOf(e, 2500), journal: { records: 3, bytes: 900, flushes: 2 } }), /\nconserve: [^\n]*\njournal: records=3 bytes=900 flushes=2\n$/, 'the table journal\'s line');
   t.end();
 });
 

@@ -6,7 +6,8 @@ import type { Session } from '../../engine/types.js';
 import type { DaemonContext } from '../context.js';
 import { applyFilterArgs, compileFilter, isEmptyFilter, type SessionFilter } from '../filter.js';
 import type { Handler } from '../server.js';
-import { viewOf } from '../session-view.js';
+import { viewIn, viewOf, type SessionView } from '../session-view.js';
+import { withGateways } from '../session-gateways.js';
 import { expectationView, filterableView } from '../expectation-view.js';
 import { fullStatOf, statOf } from '../stat.js';
 import type { ControlViews } from '../views.js';
@@ -29,6 +30,25 @@ export function sessionHandlers(ctx: DaemonContext, views: ControlViews): Record
     const test = compileFilter(f);
     const ifname = (i: number) => ctx.ifname(i);
     return (s) => test(viewOf(s, now, offload(), ctx.engine.adaptiveFactor(s.vd)), ifname);
+  };
+  /** stat and full-stat carry the table journal's counters next to the queue's. */
+  const withJournal = <V extends object>(v: V): V & { journal?: Record<string, number> } => {
+    const journal = ctx.journalStats?.();
+    return journal ? { ...v, journal } : v;
+  };
+  /** The views with their next hops; a failed lookup leaves the placeholder and is logged. */
+  const gatewaysOf = async (list: SessionView[], now: number): Promise<SessionView[]> => {
+    const g = ctx.gateways;
+    if (!g) return list;
+    const failures = g.counters.failures;
+    const out = await withGateways(list, (dsts) => g.nextHops(dsts, now));
+    if (g.counters.failures > failures) {
+      // `ip` itself failing is the operator's problem; an address without a route is the table's.
+      const fields = { failed: g.counters.failures - failures, failures: g.counters.failures, err: g.lastError };
+      if (g.lastError) ctx.log.warn(fields, 'route lookups for gwy= failed: the list shows no gateway');
+      else ctx.log.debug(fields, 'no route for some gwy= destinations');
+    }
+    return out;
   };
   return {
     'session.filter': (args) => {
@@ -53,10 +73,11 @@ export function sessionHandlers(ctx: DaemonContext, views: ControlViews): Record
       const shown: Session[] = [];
       for (const s of ctx.engine.sessions()) if (!test || test(viewOf(s, now, offload(), ctx.engine.adaptiveFactor(s.vd)), ifname)) shown.push(s);
       const offloaded = shown.filter((s) => s.offloaded);
-      const build = () => {
+      const build = async () => {
         const t = ctx.now();
         // A reading may have ended a session (its time had run out in the kernel).
-        const sessions = shown.filter((s) => ctx.engine.bySerialNumber(s.serial) === s).map((s) => viewOf(s, t, offload(), ctx.engine.adaptiveFactor(s.vd)));
+        const live = shown.filter((s) => ctx.engine.bySerialNumber(s.serial) === s).map((s) => viewIn(ctx.engine, s, t));
+        const sessions = await gatewaysOf(live, t);
         return { sessions, total: sessions.length };
       };
       if (!ctx.readKernel || !offloaded.length) return build();
@@ -64,11 +85,11 @@ export function sessionHandlers(ctx: DaemonContext, views: ControlViews): Record
     },
     'session.stat': () => {
       const now = ctx.now();
-      return statOf(ctx.engine, now, ctx.queueStats(), matcher(now));
+      return withJournal(statOf(ctx.engine, now, ctx.queueStats(), matcher(now)));
     },
     'session.full-stat': () => {
       const now = ctx.now();
-      return fullStatOf(ctx.engine, now, ctx.queueStats(), matcher(now), kernelTable());
+      return withJournal(fullStatOf(ctx.engine, now, ctx.queueStats(), matcher(now), kernelTable()));
     },
     'session.clear': () => {
       const now = ctx.now();
