@@ -60,7 +60,10 @@ t.test('the expectation list during a transfer, the child session, and the paren
   await withTopology(t, async (topo) => {
     const ftp = await startVsftpd(topo);
     t.teardown(() => ftp.stop());
-    const d = await startDaemon(topo, CONFIG());
+    // The LIST data connection closes right after its transfer: a TIME_WAIT of 8 s keeps its
+    // session listed long enough to be read on a loaded machine, and the parent still ends
+    // well within the wait below once the control connection closes.
+    const d = await startDaemon(topo, CONFIG('config system global\n    set tcp-timewait-timer 8\nend\n'));
     t.teardown(() => d.stop());
     const ctl = topo.spawn('client', [process.execPath, fixturePath('ftp-control.mjs'), topo.addr.server.v4, '21'], { stdin: true });
     let seen = 0;
