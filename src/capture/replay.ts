@@ -34,7 +34,6 @@ import { PcapFileReader, type CapturedPacket } from './pcap.js';
 export const ORG_IF = 1;
 export const REPLY_IF = 2;
 /** dev= of replies: in through 2, out through 1 (shared, never mutated). */
-const REPLY_DEVS: [number, number] = [REPLY_IF, ORG_IF];
 
 export interface ReplayOptions {
   files: string[];
@@ -159,7 +158,7 @@ export class Replayer {
   firstTs = NaN;
   lastTs = NaN;
   private nextTick = -Infinity;
-  private readonly pkt: Packet = { indev: ORG_IF, outdev: REPLY_IF, mark: 0, decoded: { ok: false, reason: 'empty' } };
+  private readonly pkt: Packet = { indev: ORG_IF, outdev: REPLY_IF, mark: 0, mirrorReplyDevs: true, decoded: { ok: false, reason: 'empty' } };
 
   constructor(readonly config: DaemonConfig, names: { org?: string; reply?: string } = {}) {
     const declared = Object.keys(config.policies.interfaceVdom);
@@ -206,11 +205,9 @@ export class Replayer {
     p.decoded = decode(data);
     p.data = data;
     // Every packet is handed in as entering through interface 1: the policy of a new session
-    // (whose first packet defines the original direction) sees 1 -> 2. A reply, which entered
-    // through interface 2, gets its dev= pair set here from the engine's answer: looking the
-    // flow up before deciding would cost a second table lookup per packet.
+    // (whose first packet defines the original direction) sees 1 -> 2, and a reply gets the
+    // mirror pair, as if it had entered through interface 2.
     const d = this.engine.handlePacket(p, ts);
-    if (d.dir === 'reply' && d.session && d.reason === 'existing') d.session.devReply = REPLY_DEVS;
     this.decided++;
     this.verdictReasons.set(d.reason, (this.verdictReasons.get(d.reason) ?? 0) + 1);
     if (d.effects.length) this.apply(d.effects);

@@ -26,7 +26,7 @@ export function referenceCount(s: Session, table?: ReferenceHolders): number {
   if (!table) return timer;
   const entry = (t: FlowTuple, dir: Direction) => {
     const slot = table.lookup(t);
-    return slot?.session === s && slot.dir === dir ? 1 : 0;
+    return slot?.session.serial === s.serial && slot.dir === dir ? 1 : 0;
   };
   const children = table.children(s.serial).filter((c) => table.bySerialNumber(c) !== undefined).length;
   return entry(s.orig, 'org') + entry(s.reply, 'reply')

@@ -40,7 +40,7 @@ export function scaledExpiry(s: Session, factor: number): number {
   return base + (s.expireAt - base) * factor;
 }
 
-interface Entry { base: number; life: number; vd: number; item: Session }
+interface Entry { base: number; life: number; vd: number; serial: number }
 
 /** A min-heap of entries by base. */
 class BaseHeap {
@@ -82,18 +82,18 @@ class BaseHeap {
 export class IdleQueue {
   /** By `${vd}/${lifetime}`. */
   private readonly groups = new Map<string, BaseHeap>();
-  /** Each session's live entry; any other entry of it is stale. */
-  private readonly live = new Map<Session, Entry>();
+  /** Each session's live entry, by serial; any other entry of it is stale. */
+  private readonly live = new Map<number, Entry>();
 
   get size(): number { return this.live.size; }
 
   file(s: Session): void {
     // A session waiting for a kernel reading has a wait, not a lifetime: the reading files it again.
-    if (s.kernelWait) { this.live.delete(s); return; }
+    if (s.kernelWait) { this.live.delete(s.serial); return; }
     const base = s.timerBase ?? s.createdAt;
     const life = s.expireAt - base;
-    const e: Entry = { base, life, vd: s.vd, item: s };
-    this.live.set(s, e);
+    const e: Entry = { base, life, vd: s.vd, serial: s.serial };
+    this.live.set(s.serial, e);
     const key = `${s.vd}/${life}`;
     let g = this.groups.get(key);
     if (!g) this.groups.set(key, (g = new BaseHeap()));
@@ -113,32 +113,34 @@ export class IdleQueue {
   /**
    * Removes and returns the session whose scaled expiry comes first, if it is <= now. `factor` is
    * asked again on every call: each session that leaves lowers the pressure on the next one.
+   * `current` gives a serial's session as the table holds it now (undefined once it is gone).
    */
-  next(now: number, factor: (s: Session) => number, alive: (s: Session) => boolean): Session | undefined {
+  next(now: number, factor: (s: Session) => number, current: (serial: number) => Session | undefined): Session | undefined {
     let best: BaseHeap | undefined;
     let bestAt = Infinity;
+    let bestSession: Session | undefined;
     for (const [key, g] of this.groups) {
-      const top = this.top(g, alive);
+      const top = this.top(g, current);
       if (!top) { this.groups.delete(key); continue; }
-      const at = top.base + top.life * factor(top.item);
-      if (at < bestAt) { bestAt = at; best = g; }
+      const at = top[0].base + top[0].life * factor(top[1]);
+      if (at < bestAt) { bestAt = at; best = g; bestSession = top[1]; }
     }
     if (!best || bestAt > now) return undefined;
     const e = best.pop()!;
-    this.live.delete(e.item);
-    return e.item;
+    this.live.delete(e.serial);
+    return bestSession;
   }
 
   /** The group's first entry that is live and current; stale ones go, moved ones are filed again. */
-  private top(g: BaseHeap, alive: (s: Session) => boolean): Entry | undefined {
+  private top(g: BaseHeap, current: (serial: number) => Session | undefined): [Entry, Session] | undefined {
     for (;;) {
       const e = g.h[0];
       if (!e) return undefined;
-      const s = e.item;
-      if (this.live.get(s) !== e) { g.pop(); continue; }
-      if (!alive(s) || s.kernelWait) { g.pop(); this.live.delete(s); continue; }
+      if (this.live.get(e.serial) !== e) { g.pop(); continue; }
+      const s = current(e.serial);
+      if (!s || s.kernelWait) { g.pop(); this.live.delete(e.serial); continue; }
       const base = s.timerBase ?? s.createdAt;
-      if (base === e.base && s.expireAt - base === e.life && s.vd === e.vd) return e;
+      if (base === e.base && s.expireAt - base === e.life && s.vd === e.vd) return [e, s];
       g.pop();
       this.file(s);
     }

@@ -167,7 +167,7 @@ function update(st: EngineState, s: Session, dir: Direction, p: Packet, now: num
   c.bytes += pkt.length;
   c.packets++;
   if (dir === 'org') s.devOrg = [p.indev, p.outdev];
-  else s.devReply = [p.indev, p.outdev];
+  else s.devReply = p.mirrorReplyDevs ? [p.outdev, p.indev] : [p.indev, p.outdev];
   const effects: Effect[] = [];
   if (s.orig.proto === IPPROTO_TCP) {
     tcpAdvance(s.state, dir, pkt.tcpFlags);

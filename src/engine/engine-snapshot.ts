@@ -22,7 +22,7 @@ export interface EngineSnapshot {
 export interface RestoreReport { sessions: number; expectations: number; expiredSessions: number; expiredExpectations: number; helpersMissing: number }
 
 export function snapshot(st: EngineState, now: number): EngineSnapshot {
-  return { version: 1, savedAt: now, nextSerial: st.nextSerial, sessions: [...st.table.values()], expectations: [...st.expectations.all()], helpers: helperStates(st) };
+  return { version: 1, savedAt: now, nextSerial: st.nextSerial, sessions: [...st.table.view()], expectations: [...st.expectations.all()], helpers: helperStates(st) };
 }
 
 /**

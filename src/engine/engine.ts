@@ -40,9 +40,10 @@ export class SessionEngine {
 
   get size(): number { return this.st.table.size; }
 
-  sessions(): IterableIterator<Session> { return this.st.table.values(); }
+  /** Copies of the sessions as they are now (the table does not keep Session objects). */
+  sessions(): IterableIterator<Session> { return this.st.table.view(); }
 
-  bySerialNumber(serial: number): Session | undefined { return this.st.table.get(serial); }
+  bySerialNumber(serial: number): Session | undefined { return this.st.table.viewOf(serial); }
 
   helperSlot(serial: number): HelperSlot | undefined { return helperSlot(this.st, serial); }
 
@@ -50,7 +51,7 @@ export class SessionEngine {
   children(serial: number): number[] { return this.st.table.children(serial); }
 
   lookup(t: FlowTuple): { session: Session; dir: Direction } | undefined {
-    const hit = this.st.table.lookup(t);
+    const hit = this.st.table.viewLookup(t);
     return hit ? { session: hit.session, dir: hit.dir } : undefined;
   }
 
@@ -60,6 +61,7 @@ export class SessionEngine {
   handlePacket(p: Packet, now: number): Decision {
     this.counters.packets++;
     const d = decide(this.st, p, now);
+    this.st.table.commit();
     if (d.verdict === 'accept') this.counters.accepted++;
     else this.counters.dropped++;
     return d;
@@ -67,11 +69,11 @@ export class SessionEngine {
 
   /** A memory use sample (percent of RAM), for conserve mode; the daemon samples it on a timer. */
   observeMemory(percent: number, now: number): Effect[] {
-    return this.admission.observeMemory(percent, now);
+    return this.done(this.admission.observeMemory(percent, now));
   }
 
   /** Ends the sessions whose timer ran out; their kernel entries are deleted too. */
-  tick(now: number): Effect[] { return tick(this.st, now); }
+  tick(now: number): Effect[] { return this.done(tick(this.st, now)); }
 
   /**
    * The adaptive-timeout factor of a session of VDOM `vd`: of the global session limit and the
@@ -87,32 +89,41 @@ export class SessionEngine {
   effectiveExpiry(s: Session): number { return effectiveExpiry(this.st, s); }
 
   /** What the kernel says of an offloaded session, asked for by a kernel-read effect or a view. */
-  kernelReading(serial: number, r: KernelReading, now: number): Effect[] { return kernelReading(this.st, serial, r, now); }
+  kernelReading(serial: number, r: KernelReading, now: number): Effect[] { return this.done(kernelReading(this.st, serial, r, now)); }
 
   snapshot(now: number): EngineSnapshot { return snapshot(this.st, now); }
 
   /** Loads a snapshot into an empty table (engine-snapshot.ts). */
-  restore(snap: EngineSnapshot, now: number): { effects: Effect[]; report: RestoreReport } { return restore(this.st, snap, now); }
+  restore(snap: EngineSnapshot, now: number): { effects: Effect[]; report: RestoreReport } { return this.done(restore(this.st, snap, now)); }
 
   /** After a restart, the kernel's table against ours: adopt ('adopt') or delete ('expire') entries we never knew. */
   reconcileRestart(conns: KernelFlowReport[], mode: 'adopt' | 'expire', now: number): { effects: Effect[]; ended: number; adopted: number; expired: number } {
-    return reconcileRestart(this.st, conns, mode, now);
+    return this.done(reconcileRestart(this.st, conns, mode, now));
   }
 
   /** A start with no table of ours: kernel entries with our offload mark are judged again by the policy. */
   reconcileUnowned(conns: KernelFlowReport[], route: (addr: string) => number | undefined, now: number): { effects: Effect[]; adopted: number; cut: number } {
-    return reconcileUnowned(this.st, conns, route, now);
+    return this.done(reconcileUnowned(this.st, conns, route, now));
   }
 
   /** The kernel confirmed (or refused) the offload the engine asked for. */
-  offloadResult(serial: number, ok: boolean): void { offloadResult(this.st, serial, ok); }
+  offloadResult(serial: number, ok: boolean): void { this.done(offloadResult(this.st, serial, ok)); }
 
   /** What the kernel says about one of its conntrack entries (an event or a dump line). */
-  kernelReport(r: KernelFlowReport, now: number): Effect[] { return kernelReport(this.st, r, now); }
+  kernelReport(r: KernelFlowReport, now: number): Effect[] { return this.done(kernelReport(this.st, r, now)); }
 
   /** A full dump of the kernel table: offloaded sessions missing from two dumps in a row end. */
-  reconcileDump(conns: KernelFlowReport[], now: number): Effect[] { return reconcileDump(this.st, conns, now); }
+  reconcileDump(conns: KernelFlowReport[], now: number): Effect[] { return this.done(reconcileDump(this.st, conns, now)); }
 
   /** Operator clear: ends the matching sessions and deletes their kernel entries. */
-  clear(match: (s: Session) => boolean, now: number): Effect[] { return clear(this.st, match, now); }
+  clear(match: (s: Session) => boolean, now: number): Effect[] { return this.done(clear(this.st, match, now)); }
+
+  /** Bytes the session table's compact storage holds. */
+  get tableBytes(): number { return this.st.table.bytes; }
+
+  /** Every call that changes the table ends here: what it changed is written back. */
+  private done<T>(r: T): T {
+    this.st.table.commit();
+    return r;
+  }
 }

@@ -80,8 +80,7 @@ export function end(st: EngineState, s: Session, reason: SessionEndReason, now: 
 /** Operator clear: ends the matching sessions and deletes their kernel entries. */
 export function clear(st: EngineState, match: (s: Session) => boolean, now: number): Effect[] {
   const effects: Effect[] = [];
-  for (const s of [...st.table.values()]) {
-    if (!match(s)) continue;
+  for (const s of [...st.table.select(match)]) {
     st.counters.deleted++;
     effects.push(...end(st, s, 'clear', now, true));
   }

@@ -111,6 +111,11 @@ export interface PacketMeta {
    * but once established, so the trace or capture shows the handshake.
    */
   watched?: boolean;
+  /**
+   * The shell knows no interfaces (a capture): every packet comes as entering through indev, and
+   * a reply's pair is the mirror of that, as it would have entered through the other side.
+   */
+  mirrorReplyDevs?: boolean;
 }
 
 export interface Packet extends PacketMeta {

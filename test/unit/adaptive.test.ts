@@ -17,6 +17,7 @@ import { statOf, fullStatOf } from '../../src/control/stat.js';
 import { formatSession, formatStat } from '../../src/control/format.js';
 import { DaemonMetrics } from '../../src/metrics/metrics.js';
 import { configErrors } from '../lib/config-errors.js';
+import { live } from '../lib/live-session.js';
 
 const S = '203.0.113.2';
 const client = (i: number) => `198.51.100.${10 + i}`;
@@ -37,7 +38,7 @@ function engine(limits: Partial<LimitsConfig>, over: Partial<EngineConfig> = {})
 /** Sessions 1..n from clients 1..n, the k-th opened at (k-1) s. */
 function fill(e: SessionEngine, n: number, first = 1): Session[] {
   const out: Session[] = [];
-  for (let k = first; k < first + n; k++) out.push(e.handlePacket(pkt(client(k)), (k - 1) * 1000).session!);
+  for (let k = first; k < first + n; k++) out.push(live(e, e.handlePacket(pkt(client(k)), (k - 1) * 1000).session!));
   return out;
 }
 
@@ -113,7 +114,7 @@ t.test('a session that enters while timers are scaled is filed at once, with its
   t.equal(e.adaptiveFactor(0), 2 / 3, 'scaling already');
   const p = pkt(client(20), { sport: 41000, dport: 80 });
   if (p.decoded.ok) p.decoded = { ...p.decoded, tuple: { ...p.decoded.tuple, proto: 6 }, tcpFlags: 0x02 };
-  const syn = e.handlePacket(p, 16_000).session!;
+  const syn = live(e, e.handlePacket(p, 16_000).session!);
   t.equal(syn.timeout, 10);
   t.equal(e.adaptiveFactor(0), 0.5);
   // The half-open timer (10 s) scaled by 0.5: 5 s after the SYN.

@@ -3,6 +3,7 @@ import { SessionEngine } from '../../src/engine/engine.js';
 import { defaultEngineConfig } from '../../src/engine/engine-config.js';
 import type { Packet, Effect } from '../../src/engine/types.js';
 import { TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, type FlowTuple } from '../../src/packet/types.js';
+import { live } from '../lib/live-session.js';
 
 const C = '198.51.100.2', S = '203.0.113.2';
 
@@ -25,7 +26,7 @@ t.test('TCP handshake creates one session, walks proto_state and asks for offloa
   const d1 = e.handlePacket(fwd(TCP_SYN), 1000);
   t.equal(d1.verdict, 'accept');
   t.same(kinds(d1.effects), ['session-start']);
-  const s = d1.session!;
+  const s = live(e, d1.session!);
   t.equal(s.serial, 1);
   t.equal(s.policyId, 1);
   t.same(s.state, [2, 0]);
@@ -59,7 +60,7 @@ t.test('TCP close: FIN/FIN/ACK gives 47 then 48 then 56 with the global timers, 
   const e = new SessionEngine(defaultEngineConfig({ offload: false }));
   e.handlePacket(fwd(TCP_SYN), 0);
   e.handlePacket(rev(TCP_SYN | TCP_ACK), 10);
-  const s = e.handlePacket(fwd(TCP_ACK), 20).session!;
+  const s = live(e, e.handlePacket(fwd(TCP_ACK), 20).session!);
   e.handlePacket(fwd(TCP_FIN | TCP_ACK), 30);
   t.same(s.state, [4, 7]);
   t.equal(s.timeout, 120);
@@ -80,7 +81,7 @@ t.test('TCP close: FIN/FIN/ACK gives 47 then 48 then 56 with the global timers, 
 
 t.test('RST closes both sides', (t) => {
   const e = new SessionEngine(defaultEngineConfig());
-  const s = e.handlePacket(fwd(TCP_SYN), 0).session!;
+  const s = live(e, e.handlePacket(fwd(TCP_SYN), 0).session!);
   e.handlePacket(rev(TCP_RST | TCP_ACK), 5);
   t.same(s.state, [6, 6]);
   t.equal(s.timeout, 1);
@@ -101,7 +102,7 @@ t.test('a TCP session may only start with a SYN unless configured otherwise', (t
 t.test('UDP: proto_state 00 then 01, offload once the reply is seen, default TTL 3600', (t) => {
   const e = new SessionEngine(defaultEngineConfig());
   const u = (src: string, dst: string, sport: number, dport: number) => pkt({ proto: 17, src, dst, sport, dport }, { len: 29 });
-  const s = e.handlePacket(u(C, S, 5000, 53), 0).session!;
+  const s = live(e, e.handlePacket(u(C, S, 5000, 53), 0).session!);
   t.same(s.state, [0, 0]);
   t.equal(s.timeout, 180, 'udp-idle-timer until the first reply');
   t.equal(s.expireAt, 180_000);
@@ -123,7 +124,7 @@ t.test('session-ttl port entry and refresh-direction incoming (the seed UDP 5001
   }));
   const out = pkt({ proto: 17, src: C, dst: S, sport: 2041, dport: 5001 }, { len: 29 });
   const back = pkt({ proto: 17, src: S, dst: C, sport: 5001, dport: 2041 }, { len: 29 });
-  const s = e.handlePacket(out, 0).session!;
+  const s = live(e, e.handlePacket(out, 0).session!);
   t.equal(s.timeout, 5001);
   t.equal(s.refreshDir, 'incoming');
   t.equal(s.expireAt, 5001_000);
@@ -141,13 +142,13 @@ t.test('refresh-direction outgoing ignores replies; expiry ends the session and 
   }));
   const out = pkt({ proto: 17, src: C, dst: S, sport: 1, dport: 7050 });
   const back = pkt({ proto: 17, src: S, dst: C, sport: 7050, dport: 1 });
-  const s = e.handlePacket(out, 0).session!;
+  const s = live(e, e.handlePacket(out, 0).session!);
   e.handlePacket(back, 20_000);
   t.equal(s.expireAt, 30_000);
   const fx = e.tick(30_000);
   t.same(fx, [
     { kind: 'ct-delete', serial: 1, orig: s.orig },
-    { kind: 'session-end', session: s, reason: 'ttl', at: 30_000 },
+    { kind: 'session-end', session: { ...s, timerAt: 0 }, reason: 'ttl', at: 30_000 },
   ]);
   t.end();
 });
@@ -158,7 +159,7 @@ t.test('offloaded session learns counters and per-direction activity from kernel
   }));
   const out = pkt({ proto: 17, src: C, dst: S, sport: 2041, dport: 5001 }, { len: 29 });
   const back = pkt({ proto: 17, src: S, dst: C, sport: 5001, dport: 2041 }, { len: 29 });
-  const s = e.handlePacket(out, 0).session!;
+  const s = live(e, e.handlePacket(out, 0).session!);
   e.handlePacket(back, 1000);
   e.offloadResult(s.serial, true);
   t.equal(s.expireAt, 61_000);
@@ -181,7 +182,7 @@ t.test('offloaded session learns counters and per-direction activity from kernel
 
 t.test('two dumps in a row without an offloaded session end it (missed DESTROY)', (t) => {
   const e = new SessionEngine(defaultEngineConfig());
-  const s = e.handlePacket(fwd(TCP_SYN), 0).session!;
+  const s = live(e, e.handlePacket(fwd(TCP_SYN), 0).session!);
   e.handlePacket(rev(TCP_SYN | TCP_ACK), 1);
   e.handlePacket(fwd(TCP_ACK), 2);
   e.offloadResult(s.serial, true);
@@ -197,7 +198,7 @@ t.test('two dumps in a row without an offloaded session end it (missed DESTROY)'
 
 t.test('kernel TCP state applies while offloaded', (t) => {
   const e = new SessionEngine(defaultEngineConfig());
-  const s = e.handlePacket(fwd(TCP_SYN), 0).session!;
+  const s = live(e, e.handlePacket(fwd(TCP_SYN), 0).session!);
   e.handlePacket(rev(TCP_SYN | TCP_ACK), 1);
   e.handlePacket(fwd(TCP_ACK), 2);
   e.offloadResult(s.serial, true);
@@ -209,7 +210,7 @@ t.test('kernel TCP state applies while offloaded', (t) => {
 
 t.test('NAT seen in the kernel reply tuple is recorded and the translated reply finds the session', (t) => {
   const e = new SessionEngine(defaultEngineConfig());
-  const s = e.handlePacket(fwd(TCP_SYN), 0).session!;
+  const s = live(e, e.handlePacket(fwd(TCP_SYN), 0).session!);
   const natReply: FlowTuple = { family: 4, proto: 6, src: S, dst: '203.0.113.1', sport: 80, dport: 61000 };
   e.kernelReport({ event: 'new', orig: s.orig, reply: natReply }, 1);
   t.same(s.nat, { snat: { addr: '203.0.113.1', port: 61000 } });
@@ -221,11 +222,11 @@ t.test('NAT seen in the kernel reply tuple is recorded and the translated reply 
 t.test('ICMP errors are matched to the session of the packet they quote', (t) => {
   const e = new SessionEngine(defaultEngineConfig());
   const u = pkt({ proto: 17, src: C, dst: S, sport: 5000, dport: 9 }, { len: 40 });
-  const s = e.handlePacket(u, 0).session!;
+  const s = live(e, e.handlePacket(u, 0).session!);
   const unreach = pkt({ proto: 1, src: S, dst: C, sport: 0, dport: 0 }, { len: 68, quoted: u.decoded.ok ? u.decoded.tuple : undefined });
   const d = e.handlePacket(unreach, 10);
   t.equal(d.verdict, 'accept');
-  t.equal(d.session, s);
+  t.equal(d.session!.serial, s.serial, "the same session");
   t.equal(d.dir, 'reply');
   t.same(s.rep, { bytes: 68, packets: 1, allowErr: 1 });
   const stray = pkt({ proto: 1, src: S, dst: C, sport: 0, dport: 0 }, { quoted: { family: 4, proto: 17, src: C, dst: S, sport: 1, dport: 2 } });
@@ -256,7 +257,7 @@ t.test('policy deny drops without a session; table limit drops new sessions only
 
 t.test('a SYN reusing the tuple of a closed session replaces it with a new serial', (t) => {
   const e = new SessionEngine(defaultEngineConfig());
-  const s1 = e.handlePacket(fwd(TCP_SYN), 0).session!;
+  const s1 = live(e, e.handlePacket(fwd(TCP_SYN), 0).session!);
   e.handlePacket(rev(TCP_RST | TCP_ACK), 1);
   const d = e.handlePacket(fwd(TCP_SYN), 2);
   t.same(kinds(d.effects), ['ct-delete', 'session-end', 'session-start']);
@@ -296,9 +297,9 @@ t.test('ICMP echo request and reply with the same identifier are one session', (
   const e = new SessionEngine(defaultEngineConfig());
   const req = pkt({ proto: 1, src: C, dst: S, sport: 14098, dport: 0 }, { len: 84 });
   const rep = pkt({ proto: 1, src: S, dst: C, sport: 14098, dport: 0 }, { len: 84 });
-  const s = e.handlePacket(req, 0).session!;
+  const s = live(e, e.handlePacket(req, 0).session!);
   const d = e.handlePacket(rep, 1);
-  t.equal(d.session, s);
+  t.equal(d.session!.serial, s.serial, "the same session");
   t.equal(d.dir, 'reply');
   t.same(s.state, [0, 1]);
   t.same(kinds(d.effects), ['offload']);

@@ -12,6 +12,7 @@ import { MAX_CALLS, MAX_HEAD, sipHelper } from '../../src/helpers/sip.js';
 import type { ControlView, HelperOptions } from '../../src/helpers/types.js';
 import { parseSdp } from '../../src/helpers/sdp.js';
 import { TcpConversation, udp } from '../lib/flows.js';
+import { live } from '../lib/live-session.js';
 
 const C = '198.51.100.2', S = '203.0.113.2';
 const C6 = '2001:db8:100::2', S6 = '2001:db8:113::2';
@@ -106,12 +107,12 @@ t.test('through the engine: policy allows only udp/5060; the RTP session is an e
   d = udp(e, { addr: C, port: 20000 }, { addr: S, port: 30000 }, 'rtp', 2000);
   t.equal(d.verdict, 'accept');
   t.equal(d.reason, 'expected:sip');
-  const child = d.session!;
+  const child = live(e, d.session!);
   t.match(child, { policyId: 9, parent: 1, inheritedSerial: 1, expected: { helper: 'sip', kind: 'rtp' } });
   t.equal(child.helper, undefined);
   t.same(ofKind(d.effects, 'expect-end').map((x) => x.kind === 'expect-end' && [x.expectation.dport, x.reason]), [[30000, 'used'], [20000, 'used']], 'both directions of the stream are the same session');
   t.same(tuples(e), [`rtcp ${C}:0 -> ${S}:30001`, `rtcp ${S}:0 -> ${C}:20001`]);
-  t.equal(udp(e, { addr: S, port: 30000 }, { addr: C, port: 20000 }, 'rtp', 2100, false).session, child, 'the answer travels in the child');
+  t.equal(udp(e, { addr: S, port: 30000 }, { addr: C, port: 20000 }, 'rtp', 2100, false).session?.serial, child.serial, 'the answer travels in the child');
   t.equal(udp(e, { addr: C, port: 20002 }, { addr: S, port: 30002 }, 'x', 2200).verdict, 'drop', 'other ports still need a policy');
 
   d = client(req('BYE', 2), 3000);

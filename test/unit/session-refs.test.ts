@@ -8,13 +8,15 @@ import { referenceCount } from '../../src/control/session-refs.js';
 import { viewIn, viewOf } from '../../src/control/session-view.js';
 import { formatSession } from '../../src/control/format.js';
 import { TcpConversation, tcpSyn, udp } from '../lib/flows.js';
+import { live } from '../lib/live-session.js';
+import { sameTuple } from '../../src/engine/flow-key.js';
 
 const C = '198.51.100.2', S = '203.0.113.2';
 const allow: PolicyMatch = { policyId: 7, action: 'accept', logTraffic: false, vd: 0 };
 
 t.test('a plain session counts its two tuples and its timer: 3, the vendor usual value', (t) => {
   const e = new SessionEngine(defaultEngineConfig({ policy: () => allow }));
-  const s = udp(e, { addr: C, port: 40000 }, { addr: S, port: 7007 }, 'x', 1000).session!;
+  const s = live(e, udp(e, { addr: C, port: 40000 }, { addr: S, port: 7007 }, 'x', 1000).session!);
   t.equal(referenceCount(s, e), 3);
   t.equal(viewIn(e, s, 2000).use, 3);
   t.match(formatSession(viewIn(e, s, 2000)), / av_idx=0 use=3\n/);
@@ -39,7 +41,7 @@ t.test('a helper adds one, each pending expectation one, each live child one', (
   ctl.send('server', '227 Entering Passive Mode (203,0,113,2,156,65).\r\n', 1400);
   t.equal(referenceCount(parent, e), 6, '+ a second one');
 
-  const child = tcpSyn(e, { addr: C, port: 40001 }, { addr: S, port: 40000 }, 2000).session!;
+  const child = live(e, tcpSyn(e, { addr: C, port: 40001 }, { addr: S, port: 40000 }, 2000).session!);
   t.equal(child.parent, parent.serial);
   t.equal(referenceCount(parent, e), 6, 'the used expectation became a child: still one each');
   t.equal(referenceCount(child, e), 3, 'the child itself is a plain session');
@@ -53,10 +55,10 @@ t.test('a helper adds one, each pending expectation one, each live child one', (
 
 t.test('a tuple index entry that names another session is not this one\'s', (t) => {
   const e = new SessionEngine(defaultEngineConfig({ policy: () => allow }));
-  const s = udp(e, { addr: C, port: 40000 }, { addr: S, port: 7007 }, 'x', 1000).session!;
-  const other = udp(e, { addr: C, port: 40002 }, { addr: S, port: 7007 }, 'x', 1000).session!;
+  const s = live(e, udp(e, { addr: C, port: 40000 }, { addr: S, port: 7007 }, 'x', 1000).session!);
+  const other = live(e, udp(e, { addr: C, port: 40002 }, { addr: S, port: 7007 }, 'x', 1000).session!);
   const table = {
-    lookup: (x: typeof s.orig) => (x === s.reply ? { session: other, dir: 'reply' as const } : e.lookup(x)),
+    lookup: (x: typeof s.orig) => (sameTuple(x, s.reply) ? { session: other, dir: 'reply' as const } : e.lookup(x)),
     helperSlot: () => undefined,
     children: () => [],
     bySerialNumber: (n: number) => e.bySerialNumber(n),

@@ -6,6 +6,7 @@ import { formatSessionList, formatStat } from '../../src/control/format.js';
 import { statOf } from '../../src/control/stat.js';
 import type { Packet } from '../../src/engine/types.js';
 import { TCP_ACK, TCP_SYN, type FlowTuple } from '../../src/packet/types.js';
+import { live } from '../lib/live-session.js';
 
 function pkt(tu: FlowTuple, len: number, flags = 0, indev = 18, outdev = 17): Packet {
   return {
@@ -48,7 +49,7 @@ t.test('an empty table prints only the total; SNAT from the kernel shows snat/dn
   t.equal(formatSessionList([]), 'total session: 0\n');
   const e = new SessionEngine(defaultEngineConfig());
   const o: FlowTuple = { family: 4, proto: 6, src: '198.51.100.41', dst: '203.0.113.55', sport: 2041, dport: 80 };
-  const s = e.handlePacket(pkt(o, 60, TCP_SYN), 0).session!;
+  const s = live(e, e.handlePacket(pkt(o, 60, TCP_SYN), 0).session!);
   e.kernelReport({ event: 'new', orig: o, reply: { ...o, src: '203.0.113.55', dst: '203.0.113.10', sport: 80, dport: 62458 } }, 0);
   const text = formatSessionList([viewOf(s, 0)]);
   t.match(text, 'hook=post dir=org act=snat 198.51.100.41:2041->203.0.113.55:80(203.0.113.10:62458)\nhook=pre dir=reply act=dnat 203.0.113.55:80->203.0.113.10:62458(198.51.100.41:2041)\n');
@@ -58,7 +59,7 @@ t.test('an empty table prints only the total; SNAT from the kernel shows snat/dn
 t.test('IPv6 records use the session6 placeholder', (t) => {
   const e = new SessionEngine(defaultEngineConfig());
   const o: FlowTuple = { family: 6, proto: 58, src: '2001:db8:100::2', dst: '2001:db8:113::2', sport: 7, dport: 0 };
-  const s = e.handlePacket(pkt(o, 104), 0).session!;
+  const s = live(e, e.handlePacket(pkt(o, 104), 0).session!);
   t.match(formatSessionList([viewOf(s, 0)]), 'hook=pre dir=org act=noop 2001:db8:100::2:7->2001:db8:113::2:0(:::0)');
   t.end();
 });
@@ -100,7 +101,7 @@ t.test('traffic record: vendor fields, and the logger keeps them as the only dat
   const { createLogger } = await import('../../src/log/logger.js');
   const e = new SessionEngine(defaultEngineConfig());
   const o: FlowTuple = { family: 4, proto: 6, src: '198.51.100.2', dst: '203.0.113.2', sport: 40000, dport: 80 };
-  const s = e.handlePacket(pkt(o, 60, TCP_SYN, 2, 3), Date.UTC(2026, 10, 21, 12, 0, 0)).session!;
+  const s = live(e, e.handlePacket(pkt(o, 60, TCP_SYN, 2, 3), Date.UTC(2026, 10, 21, 12, 0, 0)).session!);
   const now = Date.UTC(2026, 10, 21, 12, 0, 42);
   const rec = trafficRecord(s, 'ttl', now, (i) => ({ 2: 'vc', 3: 'vs' })[i] ?? `if${i}`);
   t.same(rec, {
@@ -123,7 +124,7 @@ t.test('full-stat adds the table line and offloaded count; a filter narrows the 
   e.handlePacket(pkt(a, 40), 1000);
   e.handlePacket(pkt({ ...a, sport: 1001 }, 40), 1000);
   e.handlePacket(pkt({ ...a, src: a.dst, dst: a.src, sport: 53, dport: 1000 }, 40), 1000);
-  e.bySerialNumber(1)!.offloaded = true;
+  e.offloadResult(1, true);
   const only1001 = (s: { orig: FlowTuple }) => s.orig.sport === 1001;
   t.equal(formatStat(fullStatOf(e, 1500, undefined, undefined, { buckets: 262144, max: 262144, count: 2 })), `session table:\ttable_size=100 max_depth=1 used=2
 misc info:\tsession_count=2 setup_rate=0 exp_count=0 clash=0

@@ -76,7 +76,12 @@ export function sessionHandlers(ctx: DaemonContext, views: ControlViews): Record
       const build = async () => {
         const t = ctx.now();
         // A reading may have ended a session (its time had run out in the kernel).
-        const live = shown.filter((s) => ctx.engine.bySerialNumber(s.serial) === s).map((s) => viewIn(ctx.engine, s, t));
+        // The sessions as they are after the readings (the engine hands out copies).
+        const live: SessionView[] = [];
+        for (const x of shown) {
+          const s = ctx.engine.bySerialNumber(x.serial);
+          if (s) live.push(viewIn(ctx.engine, s, t));
+        }
         const sessions = await gatewaysOf(live, t);
         return { sessions, total: sessions.length };
       };

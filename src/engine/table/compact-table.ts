@@ -223,7 +223,7 @@ export class CompactTable {
     const slot = this.add(k, s.serial);
     const rev = new TupleKey();
     rev.reverseOf(k);
-    if (!sameKey(rev, r)) this.setReply(slot, r);
+    if (!rev.equals(r)) this.setReply(slot, r);
     this.write(slot, s);
     this.timers.schedule(slot);
     return slot;
@@ -290,11 +290,4 @@ export class CompactTable {
 function unwrap(now: number, sampled: number): number {
   const back = ((now % 4294967296) - sampled + 4294967296) % 4294967296;
   return now - back;
-}
-
-function sameKey(a: TupleKey, b: TupleKey): boolean {
-  if (a.family !== b.family || a.proto !== b.proto || a.sport !== b.sport || a.dport !== b.dport) return false;
-  const n = a.family === 4 ? 1 : 4;
-  for (let i = 0; i < n; i++) if (a.src[i] !== b.src[i] || a.dst[i] !== b.dst[i]) return false;
-  return true;
 }

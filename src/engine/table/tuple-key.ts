@@ -48,6 +48,13 @@ export class TupleKey {
     this.dst.set(k.src);
   }
 
+  equals(b: TupleKey): boolean {
+    if (this.family !== b.family || this.proto !== b.proto || this.sport !== b.sport || this.dport !== b.dport) return false;
+    const n = this.family === 4 ? 1 : 4;
+    for (let i = 0; i < n; i++) if (this.src[i] !== b.src[i] || this.dst[i] !== b.dst[i]) return false;
+    return true;
+  }
+
   toTuple(): FlowTuple {
     return {
       family: this.family, proto: this.proto,
