@@ -411,6 +411,9 @@ function main(): void {
   const cc = churn[0];
   console.log('');
   console.log(`targets at ${big}: IPv4 ${v4?.bytesPerSession} B/session (≤ 200: ${v4 && v4.bytesPerSession <= 200 ? 'met' : 'NOT met'}), IPv6 ${v6?.bytesPerSession} B/session (≤ 256: ${v6 && v6.bytesPerSession <= 256 ? 'met' : 'NOT met'}), lookups ${v4?.lookupsPerSec}/s (≥ 1M: ${v4 && v4.lookupsPerSec >= 1e6 ? 'met' : 'NOT met'}), longest GC pause in churn ${cc.longestGcMs} ms (≤ 10: ${Number(cc.longestGcMs) <= 10 ? 'met' : 'NOT met'})`);
+  const e4 = find('bytes', 'engine', 4, big);
+  const e6 = find('bytes', 'engine', 6, big);
+  if (e4 || e6) console.log(`the whole engine (SessionEngine.handlePacket, with limits and users) at ${big}: IPv4 ${e4?.bytesPerSession ?? '-'} B/session (≤ 200: ${e4 && e4.bytesPerSession <= 200 ? 'met' : 'NOT met'}), IPv6 ${e6?.bytesPerSession ?? '-'} B/session (≤ 256: ${e6 && e6.bytesPerSession <= 256 ? 'met' : 'NOT met'})`);
   console.log(`load average during the run: ${load0.toFixed(2)} → ${loadavg()[0].toFixed(2)}`);
   mkdirSync(dirname(o.out), { recursive: true });
   writeFileSync(o.out, JSON.stringify({ at: new Date().toISOString(), cpus: cpus().length, load: [load0, loadavg()[0]], kernelObjectSize: kernel, results }, null, 2) + '\n');
