@@ -6,17 +6,12 @@
 import fc from 'fast-check';
 import { ipv4ToString, ipv6ToString } from '../../src/packet/address.js';
 import { buildIcmpEcho, buildIcmpError, buildIpPacket, buildSctp, buildTcp, buildUdp, type IpSpec, type Ipv6Ext } from '../../src/packet/build.js';
-import { IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP } from '../../src/packet/types.js';
+import { IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP, type FlowTuple } from '../../src/packet/types.js';
 import { ftpMessages, sipMessages, tftpMessages, type Msg } from './grammars.js';
 
 /** What decode must report for a packet built from a spec. */
-export interface Expected {
-  family: 4 | 6;
-  proto: number;
-  src: string;
-  dst: string;
-  sport: number;
-  dport: number;
+export interface Expected extends FlowTuple {
+  /** -1: not checked (a non-first fragment). */
   payloadLength: number;
   fragment: boolean;
   quoted?: { sport: number; dport: number; proto: number };
