@@ -106,7 +106,7 @@ async function main(): Promise<void> {
     const file = resolve(`${t.name}-${a.seed}-${a.index ?? 0}.json`);
     writeFileSync(file, `${JSON.stringify({ target: t.name, input: JSON.parse(encodeJson(input)) }, null, 1)}\n`);
     console.log(`wrote ${file}`);
-    await t.run(input);
+    await t.run(input, true);
     console.log('the input passes');
     return;
   }
@@ -123,7 +123,9 @@ async function main(): Promise<void> {
       const row = await runChild(a, name, share(name));
       rows.push(row);
       const d = row.done;
-      console.log(`  ${name}: ${d ? `${d.inputs} inputs, ${d.seconds.toFixed(0)} s, ${d.failures} failures` : row.hang ? `hang at ${row.hang.index}` : row.crash}`);
+      const cov = row.coverage ? `, branches ${row.coverage.branches.covered}/${row.coverage.branches.total}` : '';
+      const mem = d ? `, peak RSS ${d.peakRssMb} MB (${d.rssAfterWarmupMb}->${d.rssEndMb}), slowest ${d.slowestMs.toFixed(0)} ms` : '';
+      console.log(`  ${name}: ${d ? `${d.inputs} inputs, ${d.seconds.toFixed(0)} s, ${d.failures} failures${mem}${cov}` : row.hang ? `hang at ${row.hang.index}` : row.crash}`);
     }
   }));
   rows.sort((x, y) => a.targets.indexOf(x.target) - a.targets.indexOf(y.target));

@@ -13,8 +13,12 @@ export interface FuzzTarget<I = unknown> {
   sources: string[];
   /** Built on first use: it may read the corpus. */
   arbitrary(): fc.Arbitrary<I>;
-  /** Throws InvariantError when an invariant breaks; any other throw is a crash of the parser. */
-  run(input: I): void | Promise<void>;
+  /**
+   * Throws InvariantError when an invariant breaks; any other throw is a crash of the parser.
+   * `thorough` (generated inputs, not their cheap mutants) adds the checks that cost a second
+   * run of the input: determinism, the snapshot round trip.
+   */
+  run(input: I, thorough: boolean): void | Promise<void>;
   /** A cheap mutant of a generated input; the default edits bytes of one of its Buffers or strings. */
   havoc?(input: I, r: Xorshift): I;
   /** Relative cost of one input: a campaign gives the target a share of inputs divided by it (default 1). */

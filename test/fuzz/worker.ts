@@ -56,7 +56,7 @@ export async function runTarget(
       const input = index % MUTANTS === 0 ? base : mutate(base, new Xorshift(mutantSeed(seed, index)));
       const t0 = performance.now();
       try {
-        const r = target.run(input);
+        const r = target.run(input, index % MUTANTS === 0);
         if (r) await r;
       } catch (e) {
         failures++;

@@ -25,9 +25,9 @@ function checkTuple(t: FlowTuple, family: 4 | 6, what: string): void {
   ensure(Number.isInteger(t.proto) && t.proto >= 0 && t.proto <= 255, `${what}: proto ${t.proto}`);
 }
 
-function run({ bytes, offset, length, expect }: DecodeInput): void {
+function run({ bytes, offset, length, expect }: DecodeInput, thorough: boolean): void {
   const r = decode(bytes, offset, length);
-  ensure(JSON.stringify(decode(bytes, offset, length)) === JSON.stringify(r), 'a second decode of the same bytes differs');
+  if (thorough) ensure(JSON.stringify(decode(bytes, offset, length)) === JSON.stringify(r), 'a second decode of the same bytes differs');
   if (!r.ok) {
     ensure(REASONS.has(r.reason), `reason '${r.reason}' is not in MALFORMED_REASONS`);
     ensure(!expect, () => `a built packet decoded as malformed: ${r.reason}`);
