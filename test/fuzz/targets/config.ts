@@ -56,7 +56,8 @@ const indent = (n: number) => '    '.repeat(n);
 
 function setLines(spec: BlockSpec, depth: number): fc.Arbitrary<string[]> {
   const keys = Object.keys(spec.fields);
-  const set = fc.oneof(fc.constantFrom(...keys), word).chain((k) => valueFor(spec.fields[k]).map((v) => `${indent(depth)}set ${k} ${v}`));
+  // Own keys only: a random word may be 'constructor'.
+  const set = fc.oneof(fc.constantFrom(...keys), word).chain((k) => valueFor(Object.hasOwn(spec.fields, k) ? spec.fields[k] : undefined).map((v) => `${indent(depth)}set ${k} ${v}`));
   const unset = fc.constantFrom(...keys).map((k) => `${indent(depth)}unset ${k}`);
   return fc.array(fc.oneof({ arbitrary: set, weight: 5 }, { arbitrary: unset, weight: 1 }), { maxLength: 5 });
 }
