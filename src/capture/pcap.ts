@@ -213,6 +213,8 @@ export class PcapParser {
       if (type === BT_SPB) {
         const iface = this.interfaces[0];
         if (!iface) throw new PcapFormatError('simple packet block without an interface description block');
+        // The original length is the one field it must have: without it the packet length would be negative.
+        if (len < 16) throw new PcapFormatError(`simple packet block of ${len} bytes, shorter than its header`);
         const origLen = this.u32(body);
         const r = this.rec;
         r.tsMs = 0;

@@ -74,7 +74,8 @@ export class ControlServer {
     } catch {
       return { ok: false, error: 'request is not JSON' };
     }
-    const h = typeof req?.cmd === 'string' ? this.handlers[req.cmd] : undefined;
+    // Own handlers only: a name like 'constructor' or 'toString' is an Object.prototype member, not a command.
+    const h = typeof req?.cmd === 'string' && Object.hasOwn(this.handlers, req.cmd) ? this.handlers[req.cmd] : undefined;
     if (!h) return { ok: false, error: `unknown command '${String(req?.cmd)}'` };
     try {
       return { ok: true, result: await h(req.args ?? {}) };
