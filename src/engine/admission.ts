@@ -28,15 +28,14 @@ import { flowKey, reverseTuple } from './flow-key.js';
 import { ttlFor, type EngineConfig } from './engine-config.js';
 import { ServiceAccounting } from './accounting.js';
 import { ConserveState, type ConserveChange, type FullLimit, type MemoryLevel } from './conserve.js';
-import { globalRoom, vdomLimit, type FailopenMode, type ServiceName } from './limits.js';
-import { UserTable, type UserEntry } from './users.js';
+import { globalRoom, SERVICES, vdomLimit, type FailopenMode, type ServiceName } from './limits.js';
+import { SessionRecords } from './session-records.js';
+import { UserTable } from './users.js';
 import type { Decision, Effect, FlowTuple, PolicyMatch, Session } from './types.js';
 
 export type AdmitCause = 'table-full' | 'vdom-session-limit' | 'user-limit' | 'vdom-user-limit' | 'memory-red' | 'memory-extreme' | 'one-shot-latched';
 
 export type AdmitResult = { track: true } | { track: false; cause: AdmitCause; decision: Decision };
-
-interface SessionRecord { vd: number; user?: UserEntry; service?: ServiceName }
 
 interface BypassEntry {
   orig: FlowTuple;
@@ -90,7 +89,7 @@ export class Admission {
   readonly counters: AdmissionCounters = { refusedLimit: 0, refusedMemory: 0, bypassed: 0, bypassPackets: 0, oneShotResets: 0 };
   /** Tracked sessions per VDOM index. */
   private readonly perVd: number[] = [];
-  private readonly records = new Map<number, SessionRecord>();
+  private readonly records = new SessionRecords();
   /** Bypassed flows by the key of either direction. */
   private readonly bypass = new Map<string, BypassEntry>();
   /** The same entries once each, oldest activity first. */
@@ -206,19 +205,20 @@ export class Admission {
     const c = this.cfg();
     const service = this.accounting.serviceOf(s.orig, c.limits);
     const user = this.users.attach(s.vd, s.orig.src, s.orig.family, s.policyId, now);
-    this.records.set(s.serial, { vd: s.vd, user, service });
+    this.records.set(s.serial, s.vd, user.id, service === undefined ? undefined : SERVICES.indexOf(service));
     this.perVd[s.vd] = this.sessionsIn(s.vd) + 1;
     if (service) this.accounting.opened(service);
   }
 
   /** A session left the table (any reason). Bookkeeping only: `settle` says whether room came back. */
   release(s: Session, now: number): void {
-    const r = this.records.get(s.serial);
+    const r = this.records.take(s.serial);
     if (!r) return;
-    this.records.delete(s.serial);
     this.perVd[r.vd] = Math.max(0, this.sessionsIn(r.vd) - 1);
-    if (r.user) this.users.detach(r.user, s.org.bytes, s.rep.bytes, now);
-    if (r.service) this.accounting.closed(r.service, s.org.bytes, s.rep.bytes);
+    const user = this.users.byId(r.user);
+    if (user) this.users.detach(user, s.org.bytes, s.rep.bytes, now);
+    const service = SERVICES[r.service];
+    if (service) this.accounting.closed(service, s.org.bytes, s.rep.bytes);
   }
 
   /** Drops the limits that have room again; leaving conserve mode is an effect. */

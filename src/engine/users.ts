@@ -30,6 +30,8 @@ const keyOf = (vd: number, ip: string) => `${vd}|${ip}`;
 
 export class UserTable {
   private readonly users = new Map<string, UserEntry>();
+  /** The same users by id: a session's record names its user by id. */
+  private readonly ids = new Map<number, UserEntry>();
   /** Idle users in the order they became idle (re-inserted when they go idle again). */
   private readonly idle = new Map<string, UserEntry>();
   private readonly perVd: number[] = [];
@@ -45,6 +47,9 @@ export class UserTable {
 
   list(): UserEntry[] { return [...this.users.values()]; }
 
+  /** A user by id, while it is in the table (not cleared, not forgotten). */
+  byId(id: number): UserEntry | undefined { return this.ids.get(id); }
+
   /** A session of this user was admitted: creates the user if new. */
   attach(vd: number, ip: string, family: 4 | 6, policyId: number, now: number): UserEntry {
     const k = keyOf(vd, ip);
@@ -52,6 +57,7 @@ export class UserTable {
     if (!u) {
       u = { id: this.nextId++, vd, ip, family, firstSeen: now, sessions: 0, totalSessions: 0, policyId, idleSince: 0, bytesFromClient: 0, bytesToClient: 0 };
       this.users.set(k, u);
+      this.ids.set(u.id, u);
       this.perVd[vd] = (this.perVd[vd] ?? 0) + 1;
     }
     if (u.idleSince !== 0) {
@@ -104,6 +110,7 @@ export class UserTable {
 
   private drop(k: string, u: UserEntry): void {
     this.users.delete(k);
+    this.ids.delete(u.id);
     this.idle.delete(k);
     this.perVd[u.vd] = Math.max(0, (this.perVd[u.vd] ?? 0) - 1);
   }

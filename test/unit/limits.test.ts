@@ -267,3 +267,18 @@ t.test('per-service accounting by destination port: current, peak, setup_ok, set
   t.equal(c.HTTP.setupOk, 3);
   t.end();
 });
+
+t.test('session records: set, take once, reuse, growth past the first arrays, serials above 2^32', async (t) => {
+  const { SessionRecords } = await import('../../src/engine/session-records.js');
+  const r = new SessionRecords();
+  for (let i = 1; i <= 5000; i++) r.set(i * 4294967297, i % 7, i % 3 === 0 ? undefined : i, i % 5 === 0 ? undefined : i % 6);
+  t.equal(r.size, 5000);
+  t.same(r.take(3 * 4294967297), { vd: 3, user: -1, service: 3 });
+  t.same(r.take(3 * 4294967297), undefined, 'taken once');
+  t.same(r.take(10 * 4294967297), { vd: 3, user: 10, service: -1 });
+  r.set(42, 1, 2, 0);
+  t.same(r.take(42), { vd: 1, user: 2, service: 0 }, 'a freed entry is reused');
+  for (let i = 1; i <= 5000; i++) r.take(i * 4294967297);
+  t.equal(r.size, 0);
+  t.end();
+});
