@@ -2,26 +2,10 @@
 // accounted service. One record per session, so they are columns of typed arrays found through an
 // open-addressing index by serial, not an object and a Map entry each.
 
-import { EMPTY, OpenIndex } from './table/open-index.js';
-import { fmix } from './table/tuple-key.js';
+import { EMPTY } from './table/open-index.js';
+import { SerialIndex } from './table/serial-index.js';
 
 const NONE = -1;
-
-class ByCell extends OpenIndex {
-  constructor(private readonly serials: () => Float64Array, entries: number) { super(entries); }
-  protected hashOf(i: number): number { return hashSerial(this.serials()[i]); }
-  find(serial: number): number {
-    const s = this.serials();
-    for (let i = hashSerial(serial) & this.mask; ; i = (i + 1) & this.mask) {
-      const v = this.cells[i];
-      if (v === EMPTY || s[v] === serial) return v;
-    }
-  }
-}
-
-function hashSerial(serial: number): number {
-  return fmix((serial | 0) ^ Math.floor(serial / 4294967296));
-}
 
 export interface SessionRecord { vd: number; user: number; service: number }
 
@@ -34,7 +18,7 @@ export class SessionRecords {
   private service = new Uint8Array(1024);
   private used = 0;
   private readonly free: number[] = [];
-  private readonly index = new ByCell(() => this.serial, 1024);
+  private readonly index = new SerialIndex(() => this.serial, 1024);
 
   get size(): number { return this.index.count; }
 

@@ -21,7 +21,6 @@ export class SessionTable {
   private readonly t = new CompactTable();
   private readonly key = new TupleKey();
   private readonly key2 = new TupleKey();
-  private readonly key3 = new TupleKey();
   /** The objects handed out during the current call, by slot, and the way back. */
   private readonly work = new Map<number, Session>();
   private readonly slotOfObj = new Map<Session, number>();
@@ -121,9 +120,7 @@ export class SessionTable {
     if (e < 0) e = this.t.find(r);
     const old = e >= 0 ? this.at(e >> 1) : undefined;
     if (old) this.remove(old);
-    const slot = this.t.add(k, s.serial);
-    this.key3.reverseOf(k);
-    if (!this.key3.equals(r)) this.t.setReply(slot, r);
+    const slot = this.t.addPair(k, r, s.serial);
     this.work.set(slot, s);
     this.slotOfObj.set(s, slot);
     this.t.write(slot, s);

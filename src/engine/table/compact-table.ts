@@ -43,7 +43,7 @@ export class CompactTable {
     this.store = new SessionStore(n);
     const seed = opts.seed ?? ((Math.random() * 0x100000000) | 0);
     this.index = new TupleIndex(this.store, this.replies, 2 * n, seed);
-    this.serials = new SerialIndex(this.store, n);
+    this.serials = new SerialIndex(() => this.store.serial, n);
     this.timers = new SlotTimers(this.store);
   }
 
@@ -87,6 +87,14 @@ export class CompactTable {
     this.index.add(2 * slot);
     this.index.add(2 * slot + 1);
     this.serials.add(slot);
+    return slot;
+  }
+
+  /** A new session with its original and reply tuples; the reply is kept only when NAT made it differ. */
+  addPair(k: TupleKey, r: TupleKey, serial: number): number {
+    const slot = this.add(k, serial);
+    this.scratch.reverseOf(k);
+    if (!this.scratch.equals(r)) this.setReply(slot, r);
     return slot;
   }
 
@@ -220,10 +228,7 @@ export class CompactTable {
     const r = new TupleKey();
     if (!k.setTuple(s.orig) || !r.setTuple(s.reply)) return -1;
     if (this.index.find(k) >= 0 || this.index.find(r) >= 0) return -1;
-    const slot = this.add(k, s.serial);
-    const rev = new TupleKey();
-    rev.reverseOf(k);
-    if (!rev.equals(r)) this.setReply(slot, r);
+    const slot = this.addPair(k, r, s.serial);
     this.write(slot, s);
     this.timers.schedule(slot);
     return slot;

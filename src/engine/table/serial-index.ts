@@ -1,8 +1,8 @@
-// Serial → slot. Serials are what the control socket, the kernel reconciliation and snapshots name
-// sessions by; a slot is only the table's own address. The serial is read back from the store.
+// Serial → row. Serials are what the control socket, the kernel reconciliation and snapshots name
+// sessions by; a slot or a record row is only its table's own address. The serial is read back
+// from the table's serial column, which may be replaced when the table grows.
 
 import { EMPTY, OpenIndex } from './open-index.js';
-import type { SessionStore } from './session-store.js';
 import { fmix } from './tuple-key.js';
 
 function hashSerial(serial: number): number {
@@ -11,15 +11,15 @@ function hashSerial(serial: number): number {
 }
 
 export class SerialIndex extends OpenIndex {
-  constructor(private readonly store: SessionStore, entries: number) { super(entries); }
+  constructor(private readonly serials: () => Float64Array, entries: number) { super(entries); }
 
-  protected hashOf(slot: number): number { return hashSerial(this.store.serial[slot]); }
+  protected hashOf(row: number): number { return hashSerial(this.serials()[row]); }
 
-  /** The slot of the session with this serial, or -1. */
+  /** The row holding this serial, or -1. */
   find(serial: number): number {
     const cells = this.cells;
     const mask = this.mask;
-    const st = this.store.serial;
+    const st = this.serials();
     let i = hashSerial(serial) & mask;
     for (;;) {
       const s = cells[i];
