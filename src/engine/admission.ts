@@ -29,7 +29,6 @@ import { ttlFor, type EngineConfig } from './engine-config.js';
 import { ServiceAccounting } from './accounting.js';
 import { ConserveState, type ConserveChange, type FullLimit, type MemoryLevel } from './conserve.js';
 import { globalRoom, SERVICES, vdomLimit, type FailopenMode, type ServiceName } from './limits.js';
-import { SessionRecords } from './session-records.js';
 import { UserTable } from './users.js';
 import type { Decision, Effect, FlowTuple, PolicyMatch, Session } from './types.js';
 
@@ -89,7 +88,6 @@ export class Admission {
   readonly counters: AdmissionCounters = { refusedLimit: 0, refusedMemory: 0, bypassed: 0, bypassPackets: 0, oneShotResets: 0 };
   /** Tracked sessions per VDOM index. */
   private readonly perVd: number[] = [];
-  private readonly records = new SessionRecords();
   /** Bypassed flows by the key of either direction. */
   private readonly bypass = new Map<string, BypassEntry>();
   /** The same entries once each, oldest activity first. */
@@ -205,19 +203,25 @@ export class Admission {
     const c = this.cfg();
     const service = this.accounting.serviceOf(s.orig, c.limits);
     const user = this.users.attach(s.vd, s.orig.src, s.orig.family, s.policyId, now);
-    this.records.set(s.serial, s.vd, user.id, service === undefined ? undefined : SERVICES.indexOf(service));
+    // Kept in the session's own columns, so release needs no lookup of its own; set afresh here,
+    // since a session restored from a snapshot or a peer carries ids of another process.
+    s.userId = user.id;
+    if (service) s.serviceIndex = SERVICES.indexOf(service);
+    else delete s.serviceIndex;
     this.perVd[s.vd] = this.sessionsIn(s.vd) + 1;
     if (service) this.accounting.opened(service);
   }
 
-  /** A session left the table (any reason). Bookkeeping only: `settle` says whether room came back. */
+  /**
+   * A session left the table (any reason), once: its callers release only a session the table
+   * still held. Bookkeeping only: `settle` says whether room came back.
+   */
   release(s: Session, now: number): void {
-    const r = this.records.take(s.serial);
-    if (!r) return;
-    this.perVd[r.vd] = Math.max(0, this.sessionsIn(r.vd) - 1);
-    const user = this.users.byId(r.user);
+    if (s.userId === undefined) return;
+    this.perVd[s.vd] = Math.max(0, this.sessionsIn(s.vd) - 1);
+    const user = this.users.byId(s.userId);
     if (user) this.users.detach(user, s.org.bytes, s.rep.bytes, now);
-    const service = SERVICES[r.service];
+    const service = s.serviceIndex === undefined ? undefined : SERVICES[s.serviceIndex];
     if (service) this.accounting.closed(service, s.org.bytes, s.rep.bytes);
   }
 

@@ -43,6 +43,10 @@ export interface Session {
   reply: FlowTuple;
   policyId: number;
   vd: number;
+  /** Admission counts this session against this user record (UserTable id); unset = not counted. */
+  userId?: number;
+  /** Admission accounts this session to this service (index into SERVICES). */
+  serviceIndex?: number;
   /** The session helper parsing this session's payload (it then stays in userspace). */
   helper?: string;
   /** A child of an expectation: the serial (engine key) of the session whose helper expected it. */

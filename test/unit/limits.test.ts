@@ -268,17 +268,32 @@ t.test('per-service accounting by destination port: current, peak, setup_ok, set
   t.end();
 });
 
-t.test('session records: set, take once, reuse, growth past the first arrays, serials above 2^32', async (t) => {
-  const { SessionRecords } = await import('../../src/engine/session-records.js');
-  const r = new SessionRecords();
-  for (let i = 1; i <= 5000; i++) r.set(i * 4294967297, i % 7, i % 3 === 0 ? undefined : i, i % 5 === 0 ? undefined : i % 6);
-  t.equal(r.size, 5000);
-  t.same(r.take(3 * 4294967297), { vd: 3, user: -1, service: 3 });
-  t.same(r.take(3 * 4294967297), undefined, 'taken once');
-  t.same(r.take(10 * 4294967297), { vd: 3, user: 10, service: -1 });
-  r.set(42, 1, 2, 0);
-  t.same(r.take(42), { vd: 1, user: 2, service: 0 }, 'a freed entry is reused');
-  for (let i = 1; i <= 5000; i++) r.take(i * 4294967297);
-  t.equal(r.size, 0);
+t.test('admission bookkeeping lives in the session: released once, ids of another process replaced on restore', (t) => {
+  const e = engine({});
+  e.handlePacket(syn('198.51.100.2', 100, 80), 0);
+  e.handlePacket(syn('198.51.100.3', 101, 25), 0);
+  e.handlePacket(syn('192.0.2.7', 102, 80), 0);
+  const u2 = e.admission.users.get(0, '198.51.100.2')!;
+  const u3 = e.admission.users.get(0, '198.51.100.3')!;
+  t.same([u2.sessions, u3.sessions, e.admission.sessionsIn(0), e.admission.sessionsIn(1)], [1, 1, 2, 1]);
+  const http = [...e.sessions()].find((s) => s.orig.dport === 80 && s.vd === 0)!;
+  t.same([http.userId, http.serviceIndex], [u2.id, 0], 'the user id and service index are read back from the columns');
+  // A snapshot written by another process carries its ids: swapped here, they must not be trusted.
+  const snap = e.snapshot(10);
+  const [a, b] = snap.sessions;
+  [a.userId, b.userId] = [b.userId, a.userId];
+  for (const s of snap.sessions) s.serviceIndex = 5;
+  const f = engine({});
+  f.restore(snap, 10);
+  const g2 = f.admission.users.get(0, '198.51.100.2')!;
+  t.same([g2.sessions, f.admission.users.get(0, '198.51.100.3')!.sessions, f.admission.sessionsIn(0), f.admission.sessionsIn(1)], [1, 1, 2, 1]);
+  const c = f.admission.accounting.counters;
+  t.same([c.HTTP.current, c.SMTP.current, c.NNTP.current], [2, 1, 0], 'services recomputed, not taken from the snapshot');
+  f.clear((s) => s.orig.src === '198.51.100.2', 20);
+  t.same([g2.sessions, f.admission.users.get(0, '198.51.100.3')!.sessions, f.admission.sessionsIn(0)], [0, 1, 1], 'the right user lost its session');
+  t.same([c.HTTP.current, c.SMTP.current], [1, 1]);
+  f.clear(() => true, 30);
+  f.clear(() => true, 31);
+  t.same([f.admission.sessionsIn(0), f.admission.sessionsIn(1), c.HTTP.current, c.SMTP.current], [0, 0, 0, 0], 'each session released once');
   t.end();
 });

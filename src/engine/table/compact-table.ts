@@ -209,6 +209,8 @@ export class CompactTable {
     if (x?.inheritedSerial !== undefined) s.inheritedSerial = x.inheritedSerial;
     if (x?.expected) s.expected = { ...x.expected };
     if (x?.nat) s.nat = { ...x.nat };
+    if (st.user[slot]) s.userId = st.user[slot] - 1;
+    if (st.service[slot]) s.serviceIndex = st.service[slot] - 1;
     if (f & SessionFlag.HAS_KERNEL_CLASS) s.kernelClass = st.kernelClass[slot];
     if (f & SessionFlag.HAS_CTID) s.ctId = st.ctId[slot];
     if (f & SessionFlag.HAS_TIMER_BASE) s.timerBase = st.timerBase[slot];
@@ -256,6 +258,8 @@ export class CompactTable {
     st.kernelMisses[slot] = s.kernelMisses ?? 0;
     st.policyId[slot] = s.policyId;
     st.vd[slot] = s.vd;
+    st.user[slot] = s.userId === undefined ? 0 : s.userId + 1;
+    st.service[slot] = s.serviceIndex === undefined ? 0 : s.serviceIndex + 1;
     st.state[2 * slot] = s.state[0];
     st.state[2 * slot + 1] = s.state[1];
     st.createdAt[slot] = s.createdAt;

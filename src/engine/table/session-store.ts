@@ -52,6 +52,10 @@ export class SessionStore {
   addr: Int32Array;
   policyId: Uint32Array;
   vd: Uint16Array;
+  /** Admission's user record id + 1 while admission counts the session; 0 = not counted. */
+  user: Int32Array;
+  /** Admission's accounted service index + 1; 0 = none. */
+  service: Uint8Array;
   /** Endpoint states: [original side, reply side]. */
   state: Uint8Array;
   createdAt: Float64Array;
@@ -104,6 +108,8 @@ export class SessionStore {
     this.ttl = new Uint32Array(n);
     this.counters = new Float64Array(4 * n);
     this.devs = new Uint16Array(4 * n);
+    this.user = new Int32Array(n);
+    this.service = new Uint8Array(n);
     this.kernelClass = new Uint8Array(n);
     this.kernelMisses = new Uint8Array(n);
     this.ctId = new Uint32Array(n);
@@ -182,7 +188,7 @@ export class SessionStore {
 
   private columns(): ArrayBufferView[] {
     return [
-      this.serial, this.flags, this.proto, this.ports, this.addr, this.policyId, this.vd, this.state,
+      this.serial, this.flags, this.proto, this.ports, this.addr, this.policyId, this.vd, this.user, this.service, this.state,
       this.createdAt, this.expireAt, this.timerBase, this.timeout, this.ttl, this.counters, this.devs,
       this.kernelClass, this.kernelMisses, this.ctId, this.kernelSeen, this.rateAt, this.rateBytes,
       this.rateBps,
@@ -197,6 +203,8 @@ export class SessionStore {
     this.addr[2 * slot] = 0; this.addr[2 * slot + 1] = 0;
     this.policyId[slot] = 0;
     this.vd[slot] = 0;
+    this.user[slot] = 0;
+    this.service[slot] = 0;
     this.state[2 * slot] = 0; this.state[2 * slot + 1] = 0;
     this.createdAt[slot] = 0;
     this.expireAt[slot] = 0;
@@ -229,6 +237,8 @@ export class SessionStore {
     this.addr = g(this.addr, 2, Int32Array);
     this.policyId = g(this.policyId, 1, Uint32Array);
     this.vd = g(this.vd, 1, Uint16Array);
+    this.user = g(this.user, 1, Int32Array);
+    this.service = g(this.service, 1, Uint8Array);
     this.state = g(this.state, 2, Uint8Array);
     this.createdAt = g(this.createdAt, 1, Float64Array);
     this.expireAt = g(this.expireAt, 1, Float64Array);
