@@ -12,14 +12,17 @@ export interface ControlOnly {
   udp?: string;
   /** Text appended after the policy (session-helper edits, options). */
   extra?: string;
+  /** Lines added to `config system nfsessiond` (e.g. 'set queue-count 2'). */
+  system?: string[];
 }
 
 export function controlOnlyConfig(o: ControlOnly): string {
   const ranges = [o.tcp ? `        set tcp-portrange ${o.tcp}` : '', o.udp ? `        set udp-portrange ${o.udp}` : ''].filter(Boolean).join('\n');
+  const system = (o.system ?? []).map((l) => `    ${l}\n`).join('');
   return `
 config system nfsessiond
     set kernel-sync-interval 1
-end
+${system}end
 config firewall address
     edit "clients"
         set subnet 198.51.100.0/24
