@@ -11,7 +11,7 @@
 //           rate), for the lag: first send of a message to the peer's ACK, p50/p99/max
 // The secondary reports the sessions it holds at the end; they must be the primary's.
 //
-// Usage: node dist/bench/ha.js [--seconds N] [--rate N] [--concurrency N] [--out FILE]
+// Usage: node dist/bench/ha.js [--seconds N] [--rate N] [--concurrency N] [--out FILE] [--profile DIR]
 // Needs root (namespaces). Targets: lag p99 <= 50 ms; conn/s with sync >= 0.9x without.
 
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
@@ -35,7 +35,7 @@ const PORT = 7030;
 const A = '192.0.2.1';
 const B = '192.0.2.2';
 
-interface Options { seconds: number; rate: number; concurrency: number; out: string }
+interface Options { seconds: number; rate: number; concurrency: number; out: string; profile?: string }
 
 function parseArgs(argv: string[]): Options {
   // 4,226 conn/s: the daemon's rate through the datapath bench on this machine kind.
@@ -51,6 +51,7 @@ function parseArgs(argv: string[]): Options {
     else if (a === '--rate') o.rate = num(100, 1_000_000);
     else if (a === '--concurrency') o.concurrency = num(1, 1_000_000);
     else if (a === '--out') o.out = resolve(argv[++i] ?? '');
+    else if (a === '--profile') o.profile = resolve(argv[++i] ?? '');
     else if (a === '--child') break;
     else throw new Error(`unknown argument ${a}`);
   }
@@ -241,16 +242,18 @@ async function main(): Promise<number> {
       sh(['ip', '-n', ns, 'link', 'set', 'ha0', 'up']);
       sh(['ip', '-n', ns, 'link', 'set', 'lo', 'up']);
     }
-    const node = (ns: string, role: string, extra: string[] = []) => {
-      const p = spawn('ip', ['netns', 'exec', ns, process.execPath, SELF, ...extra, '--child', role], { stdio: ['pipe', 'pipe', 'inherit'] });
+    const node = (ns: string, role: string, extra: string[] = [], nodeArgs: string[] = []) => {
+      const p = spawn('ip', ['netns', 'exec', ns, process.execPath, ...nodeArgs, SELF, ...extra, '--child', role], { stdio: ['pipe', 'pipe', 'inherit'] });
       children.push(p);
       return p;
     };
     const sec = node(nsB, 'secondary');
     await firstLine(sec, (x) => x.ready === true, 10_000);
     const args = ['--seconds', String(o.seconds), '--rate', String(o.rate), '--concurrency', String(o.concurrency)];
-    const pri = node(nsA, 'primary', args);
+    const pri = node(nsA, 'primary', args, o.profile ? ['--cpu-prof', `--cpu-prof-dir=${o.profile}`] : []);
     const res = await firstLine(pri, (x) => Array.isArray(x.phases), (o.seconds * 3 + 30) * 1000) as { phases: PhaseResult[]; primarySessions: number; heard: boolean };
+    // The primary ends by itself (a profile is written at exit); the secondary when asked.
+    await new Promise<void>((r) => { if (pri.exitCode !== null) r(); else { const t = setTimeout(r, 5000); pri.once('exit', () => { clearTimeout(t); r(); }); } });
     sec.stdin!.write('report\n');
     const rep = await firstLine(sec, (x) => typeof x.held === 'number', 10_000) as { held: number; refused: Record<string, number> };
 

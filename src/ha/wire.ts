@@ -3,12 +3,13 @@
 //
 //   offset  size  field
 //        0     4  magic "NFHA"
-//        4     1  version (1)
+//        4     1  version (2)
 //        5     1  type (MessageType)
 //        6     2  reserved, 0
 //        8     8  sender boot id: random per daemon start
 //       16     8  message counter: 1, 2, 3 ... per boot id, never reused
-//       24     n  body ciphertext (UTF-8 JSON before sealing, Buffers as {"$buffer": base64})
+//       24     n  body ciphertext: DATA in binary (record-codec.ts), every other type UTF-8 JSON
+//                  (Buffers as {"$buffer": base64})
 //     24+n    16  Poly1305 tag
 //
 // Keys: HKDF-SHA256 over the configured password, salt "nfsessiond-ha-v1" + group name, info
@@ -18,9 +19,12 @@
 
 import { createCipheriv, createDecipheriv, hkdfSync } from 'node:crypto';
 import { decodeJson, encodeJson } from '../state/snapshot.js';
+import type { DataBody } from './channel.js';
+import { decodeDataBody, encodeDataBody } from './record-codec.js';
 
 export const MAGIC = 0x4e464841; // "NFHA"
-export const VERSION = 1;
+/** 2: DATA bodies in binary (version 1 had them in JSON). */
+export const VERSION = 2;
 export const HEADER_BYTES = 24;
 export const TAG_BYTES = 16;
 
@@ -72,7 +76,7 @@ export function seal(key: Buffer, f: Frame): Buffer {
   header.write(f.boot, 8, 8, 'hex');
   header.writeBigUInt64BE(f.counter, 16);
   const c = createCipheriv('chacha20-poly1305', key, nonce(f.counter), { authTagLength: TAG_BYTES });
-  const plain = Buffer.from(encodeJson(f.body), 'utf8');
+  const plain = f.type === MessageType.DATA ? encodeDataBody(f.body as DataBody) : Buffer.from(encodeJson(f.body), 'utf8');
   c.setAAD(header, { plaintextLength: plain.length });
   const body = c.update(plain);
   c.final();
@@ -101,7 +105,7 @@ export function open(key: Buffer, d: Buffer): OpenResult {
   }
   let body: unknown;
   try {
-    body = decodeJson(plain.toString('utf8'));
+    body = d[5] === MessageType.DATA ? decodeDataBody(plain) : decodeJson(plain.toString('utf8'));
   } catch {
     return { ok: false, reason: 'body' };
   }
