@@ -99,7 +99,9 @@ export class ControlServer {
       // A client that does not read its answers holds at most one of them in the daemon.
       if (!sock.write(reply(r))) await drained(sock);
     };
-    sock.setTimeout(L.idleMs, () => {
+    // A listener of its own: setTimeout's callback would be called only the first time.
+    sock.setTimeout(L.idleMs);
+    sock.on('timeout', () => {
       if (pending === 0 && !sock.destroyed) closeWith(sock, { ok: false, error: `control connection idle for ${L.idleMs / 1000} s: closed` });
     });
     sock.on('data', (chunk: Buffer | string) => {
@@ -110,6 +112,8 @@ export class ControlServer {
           chain = chain.then(() => this.answer(ev.line)).then(send).then(() => {
             pending--;
             if (pending < L.maxPending && !reader.overflowed && !sock.destroyed) sock.resume();
+            // The idle timer may have run out while the handler worked: it counts from here again.
+            if (pending === 0 && !sock.destroyed) sock.setTimeout(L.idleMs);
           }, () => { sock.destroy(); });
         } else {
           // Nothing more is read: the requests before the long line are answered, then the refusal.

@@ -117,7 +117,7 @@ t.test('a client that pipelines without waiting is not read from past maxPending
   t.notOk(sock.paused, 'read again once they were answered');
 });
 
-t.test('a real socket: an over-long line in one write, and connections past the cap', async (t) => {
+t.test('a real socket: an over-long line in one write, and connections past the cap', { timeout: 10_000 }, async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'nfs-ctl-'));
   const path = join(dir, 'c.sock');
   const calls: number[] = [];
@@ -158,4 +158,45 @@ t.test('a real socket: an over-long line in one write, and connections past the 
   await new Promise((r) => setTimeout(r, 20));
   const again = JSON.parse((await exchange('{"cmd":"echo"}\n')).trim().split('\n')[0]);
   t.equal(again.ok, true, 'room again once they closed');
+});
+
+t.test('a client that does not read its answers holds at most one of them in the daemon', async (t) => {
+  const sock = serveFake({ big: () => 'z'.repeat(100) }, {});
+  let full = true;
+  sock.write = (s: string): boolean => { sock.written.push(s); return !full; };
+  sock.receive(Buffer.from('{"cmd":"big"}\n'.repeat(3)));
+  for (let i = 0; i < 5; i++) await settle();
+  t.equal(sock.responses().length, 1, 'the second answer waits for the first to drain');
+  full = false;
+  sock.emit('drain');
+  for (let i = 0; i < 5; i++) await settle();
+  t.equal(sock.responses().length, 3, 'the rest once the client reads');
+});
+
+t.test('an idle connection is closed with an error, one with a request in flight is not', { timeout: 10_000 }, async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'nfs-ctl-'));
+  const path = join(dir, 'c.sock');
+  let release: () => void = () => {};
+  const gate = new Promise<void>((r) => { release = r; });
+  const server = new ControlServer(path, { slow: async () => { await gate; return 'done'; } }, { idleMs: 50 });
+  await server.listen();
+  t.teardown(async () => { await server.close(); rmSync(dir, { recursive: true, force: true }); });
+  const collect = (payload?: string): Promise<string> => new Promise((resolve, reject) => {
+    const c = net.connect(path);
+    let got = '';
+    c.setEncoding('utf8');
+    c.on('data', (d: string) => { got += d; });
+    c.on('error', reject);
+    c.on('close', () => resolve(got));
+    c.once('connect', () => { if (payload) c.write(payload); });
+  });
+  const idle = JSON.parse((await collect()).trim());
+  t.equal(idle.ok, false);
+  t.match(idle.error, /idle for 0.05 s: closed/);
+  const busy = collect('{"cmd":"slow"}\n');
+  await new Promise((r) => setTimeout(r, 150));
+  release();
+  const lines = (await busy).trim().split('\n').map((l) => JSON.parse(l));
+  t.same(lines[0], { ok: true, result: 'done' }, 'answered although it took longer than the idle time');
+  t.equal(lines[1]?.ok, false, 'then closed once idle');
 });
