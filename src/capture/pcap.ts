@@ -24,6 +24,8 @@ const BT_IDB = 1;
 const BT_OPB = 2;
 const BT_SPB = 3;
 const BT_EPB = 6;
+/** The pcapng blocks the parser reads; the others it only steps over. */
+const READ_BLOCKS = new Set([BT_IDB, BT_OPB, BT_SPB, BT_EPB]);
 
 /** One captured packet. The reader reuses this object: copy what you keep. */
 export interface CapturedPacket {
@@ -49,7 +51,15 @@ export class PcapFormatError extends Error {
 
 interface Iface { linkType: number; unitsPerMs: number; offsetMs: number; name?: string }
 
-const MAX_RECORD = 256 * 1024 * 1024;
+/**
+ * The largest packet a record may hold: what tcpdump and Wireshark accept for any link type.
+ * A record header is read before its bytes are, so without this bound a crafted length makes
+ * the parser reserve that many bytes. Records longer than a file's own snaplen are let through
+ * up to it: some writers put a smaller snaplen in the header than they then capture.
+ */
+export const MAX_PACKET = 262144;
+/** The largest pcapng block: a packet block with the largest packet and 128 KiB of options. */
+export const MAX_BLOCK = 32 + MAX_PACKET + 131072;
 
 /**
  * Pull parser for pcap and pcapng. Feed bytes with push() (streams) or let a FileSource fill it;
@@ -59,6 +69,10 @@ export class PcapParser {
   buf: Buffer;
   pos = 0;
   end = 0;
+  /** Offset in the input of buf[0]: the bytes before it were consumed and dropped. */
+  private base = 0;
+  /** Bytes of a block the parser does not read that are still to be skipped. */
+  private skip = 0;
   /** 'pcap' | 'pcapng' once the header was read. */
   format: 'pcap' | 'pcapng' | undefined;
   /** Link type of classic pcap, or of the first pcapng interface. */
@@ -84,6 +98,7 @@ export class PcapParser {
     const unread = this.end - this.pos;
     if (this.pos > 0 && this.buf.length - this.end < n) {
       this.buf.copy(this.buf, 0, this.pos, this.end);
+      this.base += this.pos;
       this.pos = 0;
       this.end = unread;
     }
@@ -91,6 +106,7 @@ export class PcapParser {
       const next = Buffer.allocUnsafe(Math.max(this.buf.length * 2, unread + n));
       this.buf.copy(next, 0, this.pos, this.end);
       this.buf = next;
+      this.base += this.pos;
       this.pos = 0;
       this.end = unread;
     }
@@ -118,9 +134,21 @@ export class PcapParser {
   /** Bytes the parser needs before it can go on (0 when it can). */
   need = 0;
 
+  /** Offset in the input of the next byte to parse (the start of the next record or block). */
+  get offset(): number { return this.base + this.pos; }
+
   /** The next packet, or null when more bytes are needed (`need` says how many) or the input is exhausted. */
   next(): CapturedPacket | null {
     for (;;) {
+      if (this.skip > 0) {
+        const n = Math.min(this.skip, this.end - this.pos);
+        this.pos += n;
+        this.skip -= n;
+        if (this.skip > 0) {
+          if (this.eof) this.truncated = true;
+          return this.wait(1);
+        }
+      }
       const avail = this.end - this.pos;
       if (this.format === undefined) {
         if (avail < 4) return this.wait(4);
@@ -146,7 +174,7 @@ export class PcapParser {
         if (avail < 16) return this.wait(16);
         const p = this.pos;
         const capLen = this.u32(p + 8);
-        if (capLen > MAX_RECORD) throw new PcapFormatError(`record ${this.packets + 1}: captured length ${capLen} is implausible`);
+        if (capLen > MAX_PACKET) throw new PcapFormatError(`record ${this.packets + 1} at offset ${this.base + p}: captured length ${capLen} is over the maximum of ${MAX_PACKET}`);
         if (avail < 16 + capLen) return this.wait(16 + capLen);
         const r = this.rec;
         r.tsMs = this.u32(p) * 1000 + this.u32(p + 4) / this.pcapUnitsPerMs;
@@ -175,7 +203,14 @@ export class PcapParser {
       }
       const type = this.u32(p);
       const len = this.u32(p + 4);
-      if (len < 12 || len % 4 !== 0 || len > MAX_RECORD) throw new PcapFormatError(`pcapng block of type ${type} with bad length ${len}`);
+      if (len < 12 || len % 4 !== 0) throw new PcapFormatError(`pcapng block of type ${type} at offset ${this.base + p} with bad length ${len}`);
+      if (len > MAX_BLOCK) {
+        // A block the parser reads is held whole, so it must fit the bound; any other is skipped
+        // as its bytes come, never held.
+        if (READ_BLOCKS.has(type) || typeBE === PCAPNG_SHB) throw new PcapFormatError(`pcapng block of type ${type} at offset ${this.base + p}: length ${len} is over the maximum of ${MAX_BLOCK}`);
+        this.skip = len;
+        continue;
+      }
       if (avail < len) return this.wait(len);
       this.pos = p + len;
       const body = p + 8;
@@ -196,7 +231,8 @@ export class PcapParser {
         const lo = this.u32(body + 8);
         const capLen = this.u32(body + 12);
         const data = body + 20;
-        if (data + capLen > bodyEnd) throw new PcapFormatError(`packet block: captured length ${capLen} past the block end`);
+        if (capLen > MAX_PACKET) throw new PcapFormatError(`packet block at offset ${this.base + p}: captured length ${capLen} is over the maximum of ${MAX_PACKET}`);
+        if (data + capLen > bodyEnd) throw new PcapFormatError(`packet block at offset ${this.base + p}: captured length ${capLen} past the block end`);
         const r = this.rec;
         r.tsMs = (hi * 4294967296 + lo) / iface.unitsPerMs + iface.offsetMs;
         r.linkType = iface.linkType;
@@ -290,6 +326,16 @@ export class PcapFileReader {
 
   /** The next packet, or null at the end of the file. */
   next(): CapturedPacket | null {
+    try {
+      return this.read();
+    } catch (e) {
+      // Which file, for a replay of several.
+      if (e instanceof PcapFormatError) throw new PcapFormatError(`${this.path}: ${e.message}`);
+      throw e;
+    }
+  }
+
+  private read(): CapturedPacket | null {
     const p = this.parser;
     for (;;) {
       const r = p.next();
@@ -301,7 +347,7 @@ export class PcapFileReader {
         p.eof = true;
         // Let the parser see the end (marks a truncated last record).
         p.next();
-        if (p.format === undefined) throw new PcapFormatError(`${this.path}: ${this.bytesRead ? 'not a pcap or pcapng file (too short)' : 'empty file'}`);
+        if (p.format === undefined) throw new PcapFormatError(this.bytesRead ? 'not a pcap or pcapng file (too short)' : 'empty file');
         return null;
       }
       p.end += n;

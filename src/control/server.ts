@@ -4,11 +4,26 @@
 import { chmodSync, mkdirSync, unlinkSync, existsSync } from 'node:fs';
 import net from 'node:net';
 import { dirname } from 'node:path';
+import { LineReader } from './line-reader.js';
 import type { ControlRequest, ControlResponse } from './protocol.js';
 
 export type Handler = (args: Record<string, unknown>) => unknown | Promise<unknown>;
 
-const MAX_LINE = 64 * 1024;
+/** What one client may hold of the daemon: the CLI sends one short request per connection. */
+export interface ControlLimits {
+  /** Bytes of one request line, without its newline. */
+  maxLine: number;
+  /** Connections open at once; one more is answered with an error and closed. */
+  maxClients: number;
+  /** Requests of one connection read but not yet answered; past it the connection is not read from. */
+  maxPending: number;
+  /** A connection with nothing in flight and nothing received for this long is closed. */
+  idleMs: number;
+}
+
+export const CONTROL_LIMITS: ControlLimits = { maxLine: 64 * 1024, maxClients: 64, maxPending: 16, idleMs: 60_000 };
+
+const reply = (r: ControlResponse): string => `${JSON.stringify(r)}\n`;
 
 function probe(path: string): Promise<boolean> {
   return new Promise((resolve) => {
@@ -18,11 +33,33 @@ function probe(path: string): Promise<boolean> {
   });
 }
 
+/**
+ * Sends a last answer and closes. The socket is destroyed once the answer is out: its reading
+ * side is paused (or was never read), so it would never see the client's end by itself.
+ */
+function closeWith(sock: net.Socket, r: ControlResponse): void {
+  sock.end(reply(r), () => sock.destroy());
+}
+
+/** Resolves once the socket took its queued output, or is gone. */
+function drained(sock: net.Socket): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (): void => { sock.off('drain', done); sock.off('close', done); resolve(); };
+    sock.on('drain', done);
+    sock.on('close', done);
+  });
+}
+
 export class ControlServer {
   private server?: net.Server;
   private readonly clients = new Set<net.Socket>();
+  private readonly limits: ControlLimits;
+  /** Connections turned away because maxClients were open. */
+  refusedClients = 0;
 
-  constructor(private readonly path: string, private readonly handlers: Record<string, Handler>) {}
+  constructor(private readonly path: string, private readonly handlers: Record<string, Handler>, limits: Partial<ControlLimits> = {}) {
+    this.limits = { ...CONTROL_LIMITS, ...limits };
+  }
 
   async listen(): Promise<void> {
     mkdirSync(dirname(this.path), { recursive: true, mode: 0o755 });
@@ -45,24 +82,45 @@ export class ControlServer {
   }
 
   private serve(sock: net.Socket): void {
+    sock.on('error', () => sock.destroy());
+    const L = this.limits;
+    if (this.clients.size >= L.maxClients) {
+      this.refusedClients++;
+      closeWith(sock, { ok: false, error: `too many control connections (${L.maxClients} open): try again once one has closed` });
+      return;
+    }
     this.clients.add(sock);
     sock.on('close', () => this.clients.delete(sock));
-    sock.on('error', () => sock.destroy());
-    let buf = '';
+    const reader = new LineReader(L.maxLine);
+    let pending = 0;
     let chain = Promise.resolve();
-    sock.setEncoding('utf8');
-    sock.on('data', (chunk: string) => {
-      buf += chunk;
-      if (buf.length > MAX_LINE && !buf.includes('\n')) {
-        sock.end(`${JSON.stringify({ ok: false, error: 'request line too long' })}\n`);
-        return;
-      }
-      let nl;
-      while ((nl = buf.indexOf('\n')) >= 0) {
-        const line = buf.slice(0, nl);
-        buf = buf.slice(nl + 1);
-        // Answers go out in request order even when a handler is async.
-        chain = chain.then(() => this.answer(line)).then((r) => { if (!sock.destroyed) sock.write(`${JSON.stringify(r)}\n`); });
+    const send = async (r: ControlResponse): Promise<void> => {
+      if (sock.destroyed) return;
+      // A client that does not read its answers holds at most one of them in the daemon.
+      if (!sock.write(reply(r))) await drained(sock);
+    };
+    // A listener of its own: setTimeout's callback would be called only the first time.
+    sock.setTimeout(L.idleMs);
+    sock.on('timeout', () => {
+      if (pending === 0 && !sock.destroyed) closeWith(sock, { ok: false, error: `control connection idle for ${L.idleMs / 1000} s: closed` });
+    });
+    sock.on('data', (chunk: Buffer | string) => {
+      for (const ev of reader.push(typeof chunk === 'string' ? Buffer.from(chunk, 'utf8') : chunk)) {
+        if ('line' in ev) {
+          if (++pending >= L.maxPending) sock.pause();
+          // Answers go out in request order even when a handler is async.
+          chain = chain.then(() => this.answer(ev.line)).then(send).then(() => {
+            pending--;
+            if (pending < L.maxPending && !reader.overflowed && !sock.destroyed) sock.resume();
+            // The idle timer may have run out while the handler worked: it counts from here again.
+            if (pending === 0 && !sock.destroyed) sock.setTimeout(L.idleMs);
+          }, () => { sock.destroy(); });
+        } else {
+          // Nothing more is read: the requests before the long line are answered, then the refusal.
+          sock.pause();
+          const error = `request line over the limit of ${L.maxLine} bytes: refused, connection closed`;
+          chain = chain.then(() => { if (!sock.destroyed) closeWith(sock, { ok: false, error }); });
+        }
       }
     });
   }

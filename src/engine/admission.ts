@@ -22,7 +22,11 @@
 // TCP session without SYN) are accepted too, and each of them asks the kernel to mark the
 // conntrack entry offloaded, so once the entry exists the kernel carries the flow alone and it
 // stops coming to userspace. A bypass entry is forgotten when the kernel reports the entry gone or
-// after bypassIdleTimeout seconds without a queued packet (it is offloaded by then).
+// after bypassIdleTimeout seconds without a queued packet (it is offloaded by then), or, when a
+// flood lets new flows through faster than they go idle, once the set holds as many flows as the
+// table may hold sessions: the flow with the oldest activity is forgotten first. Its kernel entry
+// was asked to be offloaded at its first packet, so forgetting it early costs at most a later
+// packet that still came to userspace being judged as a flow of its own.
 
 import { flowKey, reverseTuple } from './flow-key.js';
 import { ttlFor, type EngineConfig } from './engine-config.js';
@@ -58,6 +62,8 @@ export interface AdmissionCounters {
   bypassPackets: number;
   /** One-shot latch resets (operator or config). */
   oneShotResets: number;
+  /** Bypass entries forgotten before going idle, to keep the set within its bound. */
+  bypassEvicted: number;
 }
 
 export interface ConserveView {
@@ -78,14 +84,28 @@ export interface ConserveView {
   bypassed: number;
   bypass_packets: number;
   bypass_flows: number;
+  bypass_evicted: number;
   one_shot_resets: number;
+}
+
+/** Flows the bypass set (and idle users) remembers at most without a session limit. */
+export const BYPASS_FLOWS_UNLIMITED = 65536;
+
+/** Bypass flows (and idle users without a user limit) remembered at most: as many as the table may hold sessions. */
+export function bypassBound(maxSessions: number): number {
+  return maxSessions > 0 ? maxSessions : BYPASS_FLOWS_UNLIMITED;
+}
+
+/** Whether any user limit (global or of a VDOM) counts users, idle ones too. */
+function anyUserLimit(L: EngineConfig['limits']): boolean {
+  return L.users > 0 || L.vdom.some((v) => v !== undefined && v.users > 0);
 }
 
 export class Admission {
   readonly users = new UserTable();
   readonly conserve = new ConserveState();
   readonly accounting = new ServiceAccounting();
-  readonly counters: AdmissionCounters = { refusedLimit: 0, refusedMemory: 0, bypassed: 0, bypassPackets: 0, oneShotResets: 0 };
+  readonly counters: AdmissionCounters = { refusedLimit: 0, refusedMemory: 0, bypassed: 0, bypassPackets: 0, oneShotResets: 0, bypassEvicted: 0 };
   /** Tracked sessions per VDOM index. */
   private readonly perVd: number[] = [];
   /** Bypassed flows by the key of either direction. */
@@ -158,6 +178,12 @@ export class Admission {
     const e: BypassEntry = { orig: t, keys, vd, mode, cause, createdAt: now, lastSeen: now, packets: 1 };
     this.forget(this.bypass.get(keys[0]));
     this.forget(this.bypass.get(keys[1]));
+    const most = bypassBound(this.cfg().maxSessions);
+    for (const old of this.bypassOrder.values()) {
+      if (this.bypassOrder.size < most) break;
+      this.forget(old);
+      this.counters.bypassEvicted++;
+    }
     this.bypass.set(keys[0], e);
     this.bypass.set(keys[1], e);
     this.bypassOrder.set(keys[0], e);
@@ -220,7 +246,13 @@ export class Admission {
     if (s.userId === undefined) return;
     this.perVd[s.vd] = Math.max(0, this.sessionsIn(s.vd) - 1);
     const user = this.users.byId(s.userId);
-    if (user) this.users.detach(user, s.org.bytes, s.rep.bytes, now);
+    if (user) {
+      this.users.detach(user, s.org.bytes, s.rep.bytes, now);
+      // Without a user limit an idle user is only history: a flood from ever new sources would
+      // otherwise keep every one of them for the whole idle timeout.
+      const c = this.cfg();
+      if (user.sessions === 0 && !anyUserLimit(c.limits)) this.users.trimIdle(bypassBound(c.maxSessions));
+    }
     const service = s.serviceIndex === undefined ? undefined : SERVICES[s.serviceIndex];
     if (service) this.accounting.closed(service, s.org.bytes, s.rep.bytes);
   }
@@ -311,6 +343,7 @@ export class Admission {
       bypassed: this.counters.bypassed,
       bypass_packets: this.counters.bypassPackets,
       bypass_flows: this.bypassOrder.size,
+      bypass_evicted: this.counters.bypassEvicted,
       one_shot_resets: this.counters.oneShotResets,
     };
   }

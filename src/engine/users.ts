@@ -38,6 +38,8 @@ export class UserTable {
   private nextId = 1;
   expired = 0;
   cleared = 0;
+  /** Idle users forgotten before their timeout because too many were idle (trimIdle). */
+  trimmed = 0;
 
   get size(): number { return this.users.size; }
 
@@ -93,6 +95,21 @@ export class UserTable {
       n++;
     }
     this.expired += n;
+    return n;
+  }
+
+  /**
+   * Forgets the users idle longest until at most `most` are idle; returns how many. Only where no
+   * user limit counts them: an idle user then holds nothing but its history.
+   */
+  trimIdle(most: number): number {
+    let n = 0;
+    for (const [k, u] of this.idle) {
+      if (this.idle.size <= most) break;
+      this.drop(k, u);
+      n++;
+    }
+    this.trimmed += n;
     return n;
   }
 

@@ -2,8 +2,8 @@
 // reader), driven through a stand-in socket: chunks of bytes in, response lines out. Every
 // complete request line gets exactly one response line, in order, and each response is a JSON
 // object { ok: true, result } or { ok: false, error: string }; a command is only ever one of
-// the server's own handlers; a line longer than the bound without a newline ends the
-// connection; what the reader buffers stays bounded.
+// the server's own handlers; a line longer than the bound (in bytes, however it was cut, its
+// newline in the same chunk or not) ends the connection; what the reader buffers stays bounded.
 
 import { EventEmitter } from 'node:events';
 import { StringDecoder } from 'node:string_decoder';
@@ -18,7 +18,7 @@ const MAX_LINE = 64 * 1024;
 
 export interface ControlInput { chunks: Buffer[] }
 
-/** Just enough of net.Socket for ControlServer.serve: a string data stream with setEncoding. */
+/** Just enough of net.Socket for ControlServer.serve: a byte stream that can be paused. */
 class FakeSocket extends EventEmitter {
   destroyed = false;
   ended = false;
@@ -26,8 +26,11 @@ class FakeSocket extends EventEmitter {
   private decoder?: StringDecoder;
   setEncoding(enc: BufferEncoding): this { this.decoder = new StringDecoder(enc); return this; }
   write(s: string): boolean { ensure(!this.ended, 'wrote after end'); this.written.push(s); return true; }
-  end(s?: string): this { if (s) this.written.push(s); this.ended = true; this.destroyed = true; return this; }
+  end(s?: string, cb?: () => void): this { if (s) this.written.push(s); this.ended = true; this.destroyed = true; cb?.(); return this; }
   destroy(): this { this.destroyed = true; return this; }
+  pause(): this { return this; }
+  resume(): this { return this; }
+  setTimeout(): this { return this; }
   receive(b: Buffer): void { this.emit('data', this.decoder ? this.decoder.write(b) : b); }
 }
 
@@ -44,8 +47,10 @@ async function run({ chunks }: ControlInput): Promise<void> {
   // What the reader should see: the bytes as text, cut into lines.
   const decoder = new StringDecoder('utf8');
   let text = '';
+  let delivered = 0;
   for (const c of chunks) {
     if (sock.ended) break;
+    delivered++;
     sock.receive(c);
     text += decoder.write(c);
     // Answers are chained on promises; a real socket's next chunk comes in a later turn of the loop.
@@ -71,7 +76,16 @@ async function run({ chunks }: ControlInput): Promise<void> {
     else if (cmd === 'fail') ensure(r.ok === false && r.error === 'handler failed', 'a failing handler answered ok');
     else ensure(r.ok === true, () => `command ${String(cmd)} failed: ${String(r.error)}`);
   }
-  if (sock.ended) ensure(text.length > MAX_LINE, 'the connection ended without a line over the bound');
+  // Measured on the bytes as sent: a byte that is no UTF-8 decodes to three.
+  let over = false;
+  const sent = Buffer.concat(chunks.slice(0, delivered));
+  for (let at = 0; at <= sent.length && !over;) {
+    const nl = sent.indexOf(0x0a, at);
+    const end = nl < 0 ? sent.length : nl;
+    over = end - at > MAX_LINE;
+    at = end + 1;
+  }
+  ensure(sock.ended === over, () => (over ? 'a line over the bound did not end the connection' : 'the connection ended without a line over the bound'));
 }
 
 const json = fc.oneof(
@@ -118,7 +132,7 @@ export const controlTarget: FuzzTarget<ControlInput> = {
     'the reader never throws, whatever bytes arrive and however they are cut',
     'one JSON response line { ok, result } or { ok: false, error } per request line, in order',
     "only the server's own handlers run: any other cmd (Object.prototype names included) is an error",
-    'a line longer than the bound without a newline ends the connection',
+    'a line longer than the bound ends the connection, with or without its newline',
   ],
   sources: ['src/control/server.ts'],
   arbitrary,
