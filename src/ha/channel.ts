@@ -22,8 +22,10 @@ export interface ChannelOptions {
   batchRecords: number;
   /** Unacknowledged messages kept for resending; beyond it the oldest go and the peer needs a bulk transfer. */
   resendQueue: number;
-  /** A message unacknowledged this long (ms) is sent again. */
+  /** A message unacknowledged this long (ms) is sent again; each further try waits twice as long, up to 4x (800 ms by default). */
   resendAfterMs: number;
+  /** Messages resent by one tick at most: a peer that is slow to acknowledge gets no resend storm. */
+  resendBurst: number;
   /** Send ALIVE after this long (ms) without anything else. */
   aliveMs: number;
   /** Acknowledge at most this long (ms) after the first unacknowledged arrival. */
@@ -33,10 +35,10 @@ export interface ChannelOptions {
 }
 
 export const DEFAULT_CHANNEL: ChannelOptions = {
-  batchRecords: 6, resendQueue: 131072, resendAfterMs: 200, aliveMs: 1000, ackDelayMs: 10, reorderWindow: 4096,
+  batchRecords: 6, resendQueue: 131072, resendAfterMs: 200, resendBurst: 64, aliveMs: 1000, ackDelayMs: 10, reorderWindow: 4096,
 };
 
-interface Pending { body: DataBody; sentAt: number }
+interface Pending { body: DataBody; sentAt: number; tries: number }
 
 export interface SenderStats { sent: number; resent: number; acked: number; overflows: number; unacked: number; lastSeq: number; lastAckAt: number }
 
@@ -63,7 +65,7 @@ export class SyncSender {
     const out: Outgoing[] = [];
     for (let i = 0; i < records.length; i += this.opts.batchRecords) {
       const body: DataBody = { seq: this.nextSeq++, records: records.slice(i, i + this.opts.batchRecords) };
-      this.unacked.set(body.seq, { body, sentAt: now });
+      this.unacked.set(body.seq, { body, sentAt: now, tries: 0 });
       this.firstSent.set(body.seq, now);
       out.push({ type: 'data', body });
       this.stats.sent++;
@@ -118,8 +120,10 @@ export class SyncSender {
   tick(now: number): Outgoing[] {
     const out: Outgoing[] = [];
     for (const p of this.unacked.values()) {
-      if (now - p.sentAt < this.opts.resendAfterMs) continue;
+      if (out.length >= this.opts.resendBurst) break;
+      if (now - p.sentAt < this.opts.resendAfterMs * 2 ** Math.min(p.tries, 2)) continue;
       p.sentAt = now;
+      p.tries++;
       out.push({ type: 'data', body: p.body });
       this.stats.resent++;
     }

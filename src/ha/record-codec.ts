@@ -76,7 +76,7 @@ class Reader {
 const scratch = new Int32Array(4);
 
 function plainTuple(t: FlowTuple): boolean {
-  return Object.keys(t).length === TUPLE_KEYS && (t.family === 4 || t.family === 6) && Number.isInteger(t.proto) && t.proto >= 0 && t.proto < 256
+  return keyCount(t) === TUPLE_KEYS && (t.family === 4 || t.family === 6) && Number.isInteger(t.proto) && t.proto >= 0 && t.proto < 256
     && Number.isInteger(t.sport) && t.sport >= 0 && t.sport < 65536 && Number.isInteger(t.dport) && t.dport >= 0 && t.dport < 65536;
 }
 
@@ -112,17 +112,23 @@ const u16ok = (v: unknown) => typeof v === 'number' && Number.isInteger(v) && v 
 const u8ok = (v: unknown) => typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= 0xff;
 
 /** Whether every field fits the binary layout exactly (else the session goes as JSON). */
+function keyCount(o: object): number {
+  let n = 0;
+  for (const k in o) if (Object.hasOwn(o, k)) n++;
+  return n;
+}
+
 function packable(s: Session): boolean {
-  for (const k of Object.keys(s)) if (!KNOWN.has(k)) return false;
+  for (const k in s) if (!KNOWN.has(k)) return false;
   return plainTuple(s.orig) && plainTuple(s.reply) && u32ok(s.policyId) && u16ok(s.vd) && u8ok(s.state[0]) && u8ok(s.state[1]) && s.state.length === 2
     && u32ok(s.timeout) && u32ok(s.ttl) && REFRESH.includes(s.refreshDir) && u32ok(s.org.allowErr) && u32ok(s.rep.allowErr)
-    && Object.keys(s.org).length === 3 && Object.keys(s.rep).length === 3 && Object.keys(s.rate).length === 5
-    && s.devOrg.length === 2 && s.devReply.length === 2 && [...s.devOrg, ...s.devReply].every(u32ok)
+    && keyCount(s.org) === 3 && keyCount(s.rep) === 3 && keyCount(s.rate) === 5
+    && s.devOrg.length === 2 && s.devReply.length === 2 && u32ok(s.devOrg[0]) && u32ok(s.devOrg[1]) && u32ok(s.devReply[0]) && u32ok(s.devReply[1])
     && (s.userId === undefined || (Number.isInteger(s.userId) && s.userId >= -0x80000000 && s.userId <= 0x7fffffff))
     && (s.serviceIndex === undefined || u8ok(s.serviceIndex)) && (s.kernelClass === undefined || u8ok(s.kernelClass))
     && (s.ctId === undefined || u32ok(s.ctId)) && (s.kernelMisses === undefined || u8ok(s.kernelMisses))
     && (s.kernelWait === undefined || u8ok(s.kernelWait))
-    && (s.kernelSeen === undefined || (Object.keys(s.kernelSeen).length === 2 && u32ok(s.kernelSeen.orgPackets) && u32ok(s.kernelSeen.replyPackets)));
+    && (s.kernelSeen === undefined || (keyCount(s.kernelSeen) === 2 && u32ok(s.kernelSeen.orgPackets) && u32ok(s.kernelSeen.replyPackets)));
 }
 
 function writeSession(w: Writer, s: Session): boolean {

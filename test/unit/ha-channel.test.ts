@@ -86,7 +86,7 @@ function deliver(batches: number[], plan: Array<{ drop: boolean; dup: boolean; d
     put('toR', s.send(Array.from({ length: n }, () => rec(++serial)), now));
     now += 3;
   }
-  for (let step = 0; step < 4000 && (got.length < serial || wire.length || s.stats.unacked > 0); step++) {
+  for (let step = 0; step < 8000 && (got.length < serial || wire.length || s.stats.unacked > 0); step++) {
     now += 1;
     const due = wire.filter(([at]) => at <= now);
     wire = wire.filter(([at]) => at > now);
@@ -248,5 +248,21 @@ t.test('a peer with another password is refused and counted, never applied', (t)
   const h = b.hello(false);
   t.same(a.receive(h, 4).events, [{ kind: 'hello', boot: 'bbbbbbbbbbbbbbbb', bulkWanted: false }]);
   t.same(a.receive(h, 5).events, [{ kind: 'refused', reason: 'replay' }], 'the same datagram again');
+  t.end();
+});
+
+t.test('resends back off per message and come in bursts of at most resendBurst', (t) => {
+  const s = new SyncSender({ ...DEFAULT_CHANNEL, batchRecords: 1, resendAfterMs: 200, resendBurst: 64 });
+  s.send([{ t: 'end', serial: 1 }], 0);
+  const at = (now: number) => s.tick(now).filter((o) => o.type === 'data').length;
+  // 200 ms, then 400 more, then 800 more, and every 800 from there: a peer that does not answer is not flooded.
+  t.same([at(199), at(200), at(599), at(600), at(1399), at(1400), at(2199), at(2200)], [0, 1, 0, 1, 0, 1, 0, 1]);
+  const b = new SyncSender({ ...DEFAULT_CHANNEL, batchRecords: 1, resendAfterMs: 200, resendBurst: 64 });
+  b.send(Array.from({ length: 1000 }, (_, i) => ({ t: 'end' as const, serial: i })), 0);
+  const bursts = [200, 210, 220].map((now) => b.tick(now).filter((o) => o.type === 'data').map((o) => (o.body as { seq: number }).seq));
+  t.same(bursts.map((x) => x.length), [64, 64, 64], 'at most 64 a tick');
+  t.same([bursts[0][0], bursts[1][0], bursts[2][0]], [1, 65, 129], 'oldest first, each once');
+  b.ack({ upTo: 1000 }, 230);
+  t.equal(b.tick(5000).filter((o) => o.type === 'data').length, 0, 'nothing left after the ACK');
   t.end();
 });
