@@ -163,6 +163,8 @@ export interface PolicyMatch {
   vd: number;
   /** The policy's own session TTL (s), overriding session-ttl. */
   sessionTtl?: number;
+  /** Packet mark bits the verdict of a new session carries so the kernel source-translates it (nat.ts). */
+  natMark?: number;
 }
 
 /** A kernel conntrack entry as the engine needs it (from events or dumps). */

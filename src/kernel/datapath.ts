@@ -125,6 +125,7 @@ export class Datapath {
       queues: { first: this.queues[0], last: this.queues[this.queues.length - 1] },
       bypass: cfg.queue.bypass,
       offloadMark: cfg.engine.offloadMark,
+      nat: cfg.nat,
       ...(this.kernelCache ? {
         firstPacket: {
           classes: [...this.kernelCache.classes.all],

@@ -1,0 +1,161 @@
+// NAT with real traffic: the daemon decides, the kernel translates. A client behind the router
+// is source-translated (masquerade to the egress interface's address, then an IP pool), the
+// server sees the translated address, and the session list shows the translation the kernel
+// reports; a VIP port-forwards from outside to a server behind the router.
+
+import t from 'tap';
+import { withTopology, type Topology } from '../../src/topology/netns.js';
+import { eventually, startDaemon, type RunningDaemon } from '../lib/daemon.js';
+import type { SessionView } from '../../src/control/session-view.js';
+
+interface ListJson { sessions: SessionView[]; total: number }
+
+// The pool and the VIP's external address are routed to the router (the server's side has a
+// route for them), so no ARP answer for them is needed.
+const POOL = '192.0.2.100';
+const VIP = '192.0.2.50';
+
+const CONFIG = `
+config firewall ippool
+    edit "pool1"
+        set startip ${POOL}
+        set endip ${POOL}
+    next
+end
+config firewall vip
+    edit "web-in"
+        set extip ${VIP}
+        set mappedip "198.51.100.2"
+        set extintf "veth-s"
+        set portforward enable
+        set protocol tcp
+        set extport 8081
+        set mappedport 8090
+    next
+end
+config firewall service custom
+    edit "web"
+        set tcp-portrange 8080
+    next
+    edit "web-pool"
+        set tcp-portrange 8082
+    next
+    edit "web-fwd"
+        set tcp-portrange 8090
+    next
+end
+config firewall policy
+    edit 1
+        set srcintf "veth-c"
+        set dstintf "veth-s"
+        set srcaddr "all"
+        set dstaddr "all"
+        set service "web"
+        set action accept
+        set nat enable
+    next
+    edit 2
+        set srcintf "veth-c"
+        set dstintf "veth-s"
+        set srcaddr "all"
+        set dstaddr "all"
+        set service "web-pool"
+        set action accept
+        set nat enable
+        set ippool enable
+        set poolname "pool1"
+    next
+    edit 3
+        set srcintf "veth-s"
+        set dstintf "veth-c"
+        set srcaddr "all"
+        set dstaddr "web-in"
+        set service "web-fwd"
+        set action accept
+    next
+end
+`;
+
+/** An HTTP server answering every request with the peer address it saw, `addr:port`. */
+const WHO = (ports: number[]) => `
+const http = require('node:http');
+for (const port of ${JSON.stringify(ports)}) {
+  http.createServer((q, r) => r.end(q.socket.remoteAddress.replace(/^::ffff:/, '') + ':' + q.socket.remotePort))
+    .listen(port, '0.0.0.0', () => process.stdout.write('listening ' + port + '\\n'));
+}
+`;
+
+async function fetchPeer(topo: Topology, ns: 'client' | 'server', url: string, localPort: number): Promise<string> {
+  const r = await topo.exec(ns, ['curl', '-sS', '--max-time', '5', '--local-port', String(localPort), url], { timeoutMs: 15_000 });
+  return r.code === 0 ? r.stdout.trim() : `curl failed (${r.code}): ${r.stderr.trim()}`;
+}
+
+async function sessionText(d: RunningDaemon, filter: string[]): Promise<string> {
+  await d.cli('diagnose', 'sys', 'session', 'filter', 'clear');
+  if (filter.length) await d.cli('diagnose', 'sys', 'session', 'filter', ...filter);
+  const text = await d.cli('diagnose', 'sys', 'session', 'list');
+  await d.cli('diagnose', 'sys', 'session', 'filter', 'clear');
+  return text;
+}
+
+t.test('SNAT (masquerade and pool) and a VIP port forward, translated by the kernel', async (t) => {
+  await withTopology(t, async (topo) => {
+    await topo.execOk('server', ['ip', 'route', 'add', `${POOL}/32`, 'via', topo.addr.routerServer.v4]);
+    await topo.execOk('server', ['ip', 'route', 'add', `${VIP}/32`, 'via', topo.addr.routerServer.v4]);
+    const outside = topo.spawn('server', [process.execPath, '-e', WHO([8080, 8082])]);
+    await outside.waitForLine(/listening 8082/);
+    const inside = topo.spawn('client', [process.execPath, '-e', WHO([8090])]);
+    await inside.waitForLine(/listening 8090/);
+    const d = await startDaemon(topo, CONFIG);
+    t.teardown(() => d.stop());
+
+    const C = topo.addr.client.v4;
+    const S = topo.addr.server.v4;
+    const R = topo.addr.routerServer.v4;
+
+    // Masquerade: the server sees the router's address on its side.
+    const seen = await fetchPeer(topo, 'client', `http://${S}:8080/`, 2041);
+    t.match(seen, new RegExp(`^${R.replace(/\./g, '\\.')}:\\d+$`), `the server saw the router's address (${seen})`);
+    const natPort = Number(seen.split(':')[1]);
+    const want = [
+      `hook=post dir=org act=snat ${C}:2041->${S}:8080(${R}:${natPort})`,
+      `hook=pre dir=reply act=dnat ${S}:8080->${R}:${natPort}(${C}:2041)`,
+    ].join('\n');
+    const text = await eventually(async () => {
+      const s = await sessionText(d, ['nsrc', R]);
+      return s.includes(want) ? s : undefined;
+    });
+    t.ok(text, `the session list shows the kernel's translation:\n${want}`);
+    t.match(text ?? '', /policy_id=1 /);
+    t.match(await sessionText(d, ['nport', String(natPort)]), `(${R}:${natPort})`, 'filter nport matches the translated port');
+    t.match(await sessionText(d, ['nsrc', POOL]), /total session: 0/, 'filter nsrc names no other address');
+
+    // Pool: the server sees the pool's address.
+    const pooled = await fetchPeer(topo, 'client', `http://${S}:8082/`, 2042);
+    t.match(pooled, new RegExp(`^${POOL.replace(/\./g, '\\.')}:\\d+$`), `the server saw the pool's address (${pooled})`);
+    const poolPort = Number(pooled.split(':')[1]);
+    const poolText = await eventually(async () => {
+      const s = await sessionText(d, ['nsrc', POOL]);
+      return s.includes(`act=snat ${C}:2042->${S}:8082(${POOL}:${poolPort})`) ? s : undefined;
+    });
+    t.ok(poolText, 'the pool session lists its snat line');
+    t.match(poolText ?? '', /policy_id=2 /);
+
+    // VIP: from outside to the external address; the inside server sees the outside client
+    // (no source NAT), and the policy naming the VIP decided on the mapped address.
+    const fwd = await fetchPeer(topo, 'server', `http://${VIP}:8081/`, 2043);
+    t.equal(fwd, `${S}:2043`, 'the port forward reached the inside server, which saw the outside client');
+    const direct = await fetchPeer(topo, 'server', `http://${VIP}:8090/`, 2044);
+    t.match(direct, /^curl failed/, 'a port the VIP does not forward is not translated (and not routed inside)');
+    const vipList = JSON.parse(await d.cli('diagnose', 'sys', 'session', 'list', '--json')) as ListJson;
+    const vs = vipList.sessions.find((s) => s.orig_tuple.sport === 2043);
+    t.equal(vs?.policy_id, 3, 'policy 3 (dstaddr web-in) decided the forwarded session');
+    t.equal(vs?.orig_tuple.dst, C, 'the daemon saw the mapped address');
+    t.equal(vs?.orig_tuple.dport, 8090, 'and the mapped port');
+
+    // The nat chains are in our table, counted by the kernel.
+    const nft = await topo.execOk('router', ['nft', 'list', 'table', 'inet', 'nfsessiond']);
+    t.match(nft.stdout, /type nat hook postrouting priority srcnat/);
+    t.match(nft.stdout, /type nat hook prerouting priority dstnat/);
+  });
+});
