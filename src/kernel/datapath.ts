@@ -200,6 +200,7 @@ export class Datapath {
         ...(c.status !== undefined ? { seenReply: (c.status & IPS_SEEN_REPLY) !== 0 } : {}),
         ...(c.mark !== undefined ? { mark: c.mark } : {}),
         ...(c.counters ? { counters: c.counters } : {}),
+        reply: c.reply,
       };
       if (it.refreshSet && this.refreshSet && c.id !== undefined) {
         try {

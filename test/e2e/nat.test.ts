@@ -76,18 +76,36 @@ config firewall policy
 end
 `;
 
-/** An HTTP server answering every request with the peer address it saw, `addr:port`. */
+/**
+ * A TCP server that tells each peer the address it saw, `addr:port`, and keeps the connection
+ * open (the session stays in the table while the test reads it).
+ */
 const WHO = (ports: number[]) => `
-const http = require('node:http');
+const net = require('node:net');
 for (const port of ${JSON.stringify(ports)}) {
-  http.createServer((q, r) => r.end(q.socket.remoteAddress.replace(/^::ffff:/, '') + ':' + q.socket.remotePort))
+  net.createServer((s) => { s.on('error', () => {}); s.write(s.remoteAddress.replace(/^::ffff:/, '') + ':' + s.remotePort + '\\n'); })
     .listen(port, '0.0.0.0', () => process.stdout.write('listening ' + port + '\\n'));
 }
 `;
 
-async function fetchPeer(topo: Topology, ns: 'client' | 'server', url: string, localPort: number): Promise<string> {
-  const r = await topo.exec(ns, ['curl', '-sS', '--max-time', '5', '--local-port', String(localPort), url], { timeoutMs: 15_000 });
-  return r.code === 0 ? r.stdout.trim() : `curl failed (${r.code}): ${r.stderr.trim()}`;
+/** A client that connects from a fixed port, prints what the server says, and holds the connection (bounded: 60 s). */
+const HOLD = (host: string, port: number, localPort: number) => `
+const net = require('node:net');
+const c = net.connect({ host: '${host}', port: ${port}, localPort: ${localPort} });
+c.on('data', (d) => process.stdout.write('saw ' + d));
+c.on('error', (e) => { process.stdout.write('error ' + e.message + '\\n'); process.exit(1); });
+setTimeout(() => c.destroy(), 60000).unref();
+`;
+
+/** Connects and returns the address the server saw (or 'error ...'), leaving the connection open. */
+async function peerSees(topo: Topology, ns: 'client' | 'server', host: string, port: number, localPort: number): Promise<string> {
+  const p = topo.spawn(ns, [process.execPath, '-e', HOLD(host, port, localPort)]);
+  try {
+    const line = await p.waitForLine(/^(saw|error) /, { timeoutMs: 8000 });
+    return line.replace(/^saw /, '').trim();
+  } catch (e) {
+    return `error ${(e as Error).message}`;
+  }
 }
 
 async function sessionText(d: RunningDaemon, filter: string[]): Promise<string> {
@@ -114,24 +132,25 @@ t.test('SNAT (masquerade and pool) and a VIP port forward, translated by the ker
     const R = topo.addr.routerServer.v4;
 
     // Masquerade: the server sees the router's address on its side.
-    const seen = await fetchPeer(topo, 'client', `http://${S}:8080/`, 2041);
+    const seen = await peerSees(topo, 'client', S, 8080, 2041);
     t.match(seen, new RegExp(`^${R.replace(/\./g, '\\.')}:\\d+$`), `the server saw the router's address (${seen})`);
     const natPort = Number(seen.split(':')[1]);
     const want = [
       `hook=post dir=org act=snat ${C}:2041->${S}:8080(${R}:${natPort})`,
       `hook=pre dir=reply act=dnat ${S}:8080->${R}:${natPort}(${C}:2041)`,
     ].join('\n');
+    let last = '';
     const text = await eventually(async () => {
-      const s = await sessionText(d, ['nsrc', R]);
-      return s.includes(want) ? s : undefined;
+      last = await sessionText(d, ['nsrc', R]);
+      return last.includes(want) ? last : undefined;
     });
-    t.ok(text, `the session list shows the kernel's translation:\n${want}`);
+    t.ok(text, `the session list shows the kernel's translation:\n${want}`, { last });
     t.match(text ?? '', /policy_id=1 /);
     t.match(await sessionText(d, ['nport', String(natPort)]), `(${R}:${natPort})`, 'filter nport matches the translated port');
     t.match(await sessionText(d, ['nsrc', POOL]), /total session: 0/, 'filter nsrc names no other address');
 
     // Pool: the server sees the pool's address.
-    const pooled = await fetchPeer(topo, 'client', `http://${S}:8082/`, 2042);
+    const pooled = await peerSees(topo, 'client', S, 8082, 2042);
     t.match(pooled, new RegExp(`^${POOL.replace(/\./g, '\\.')}:\\d+$`), `the server saw the pool's address (${pooled})`);
     const poolPort = Number(pooled.split(':')[1]);
     const poolText = await eventually(async () => {
@@ -143,12 +162,13 @@ t.test('SNAT (masquerade and pool) and a VIP port forward, translated by the ker
 
     // VIP: from outside to the external address; the inside server sees the outside client
     // (no source NAT), and the policy naming the VIP decided on the mapped address.
-    const fwd = await fetchPeer(topo, 'server', `http://${VIP}:8081/`, 2043);
+    const fwd = await peerSees(topo, 'server', VIP, 8081, 2043);
     t.equal(fwd, `${S}:2043`, 'the port forward reached the inside server, which saw the outside client');
-    const direct = await fetchPeer(topo, 'server', `http://${VIP}:8090/`, 2044);
-    t.match(direct, /^curl failed/, 'a port the VIP does not forward is not translated (and not routed inside)');
+    const direct = await peerSees(topo, 'server', VIP, 8090, 2044);
+    t.match(direct, /^error /, 'a port the VIP does not forward is not translated (and not routed inside)');
     const vipList = JSON.parse(await d.cli('diagnose', 'sys', 'session', 'list', '--json')) as ListJson;
     const vs = vipList.sessions.find((s) => s.orig_tuple.sport === 2043);
+    if (!vs) t.comment(JSON.stringify(vipList.sessions.map((s) => [s.orig_tuple, s.policy_id])));
     t.equal(vs?.policy_id, 3, 'policy 3 (dstaddr web-in) decided the forwarded session');
     t.equal(vs?.orig_tuple.dst, C, 'the daemon saw the mapped address');
     t.equal(vs?.orig_tuple.dport, 8090, 'and the mapped port');
