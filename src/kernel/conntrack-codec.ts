@@ -142,6 +142,8 @@ export interface TupleKey {
   /** Defaults to echo request (8/0 for ICMP, 128/0 for ICMPv6): the only ICMP the daemon tracks. */
   icmp?: IcmpKey;
   zone?: number;
+  /** `tuple` is the entry's reply tuple (a destination-translated entry's original one is not known to us). */
+  byReply?: boolean;
 }
 
 // ---------------------------------------------------------------- decoding
@@ -460,12 +462,12 @@ export function ctDeleteRequest(k: TupleKey, seq = 0): NfMessage {
   };
 }
 
-/** Reads one entry by its original tuple. A missing entry is answered with ENOENT. */
+/** Reads one entry by its original tuple (or its reply tuple, byReply). A missing entry is answered with ENOENT. */
 export function ctGetRequest(k: TupleKey, seq = 0): NfMessage {
   return {
     subsys: NFNL_SUBSYS_CTNETLINK, msg: IPCTNL_MSG_CT_GET, flags: NLM_F_REQUEST | NLM_F_ACK,
     seq, family: nfFamily(k.tuple.family), resId: 0,
-    attrs: [attrNest(CTA_TUPLE_ORIG, tupleAttrs(k)), ...zoneAttrs(k.zone)],
+    attrs: [attrNest(k.byReply ? CTA_TUPLE_REPLY : CTA_TUPLE_ORIG, tupleAttrs(k)), ...zoneAttrs(k.zone)],
   };
 }
 

@@ -9,6 +9,7 @@ import { readFileSync } from 'node:fs';
 import type { Logger } from 'pino';
 import type { DaemonConfig } from '../config/load.js';
 import type { Decision, KernelFlowReport, Packet } from '../engine/types.js';
+import { reverseTuple } from '../engine/flow-key.js';
 import type { KernelCacheConfig, KernelReading, TimerClass } from '../engine/kernel-cache.js';
 import { IPS_SEEN_REPLY } from './conntrack-codec.js';
 import { RefreshSet } from './refresh-set.js';
@@ -185,7 +186,10 @@ export class Datapath {
     const ct = this.conntrack;
     if (!ct) return [];
     this.kernelCounters.reads += items.length;
-    const got = await Promise.all(items.map((it) => ct.get({ tuple: it.orig }).then((c) => ({ it, c }), (err: Error) => {
+    // The daemon sees a destination-translated (VIP) connection after prerouting, with its mapped
+    // destination: the kernel's original tuple differs, its reply tuple is the reverse of ours.
+    const lookup = async (orig: FlowTuple) => (await ct.get({ tuple: orig })) ?? ct.get({ tuple: reverseTuple(orig), byReply: true });
+    const got = await Promise.all(items.map((it) => lookup(it.orig).then((c) => ({ it, c }), (err: Error) => {
       this.log.debug({ serial: it.serial, err: err.message }, 'kernel read failed');
       this.kernelCounters.readFailures++;
       return undefined;
