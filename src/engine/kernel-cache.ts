@@ -176,8 +176,9 @@ export interface KernelReading {
   seenReply?: boolean;
   mark?: number;
   counters?: { origPackets: number; origBytes: number; replyPackets: number; replyBytes: number };
-  /** The entry's reply tuple: the translation the kernel's NAT gave the connection. */
+  /** The entry's tuples: the translation the kernel's NAT gave the connection. */
   reply?: FlowTuple;
+  orig?: FlowTuple;
   /**
    * For a session refreshed in one direction only: ms left on its refresh-set element, or null
    * when the set holds none (no refreshing packet for refreshHold seconds).

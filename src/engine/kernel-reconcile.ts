@@ -77,6 +77,9 @@ export function kernelReading(st: EngineState, serial: number, r: KernelReading,
   if (r.gone) return end(st, s, s.orig.proto === IPPROTO_TCP ? 'tcp-close' : 'kernel-gone', now, false);
   // NAT is bound when the kernel sees the first packet, after the verdict: a reading is where the table learns it.
   if (r.reply && !sameTuple(r.reply, s.reply)) learnNat(st, s, r.reply);
+  if (r.orig && r.orig.src === s.orig.src && r.orig.sport === s.orig.sport && (r.orig.dst !== s.orig.dst || r.orig.dport !== s.orig.dport)) {
+    s.nat = { ...s.nat, vip: { addr: r.orig.dst, port: r.orig.dport } };
+  }
   const kc = st.config.kernelCache;
   const cls = kc?.classes.byIndex(s.kernelClass ?? 0);
   if (!cls) {

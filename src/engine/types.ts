@@ -34,6 +34,11 @@ export interface NatView {
   snat?: { addr: string; port: number };
   /** Destination after DNAT (reply tuple's source), when it differs from the original destination. */
   dnat?: { addr: string; port: number };
+  /**
+   * The destination the client addressed, a VIP the kernel translated in prerouting before the
+   * daemon saw the packet (the session's orig already carries the mapped destination).
+   */
+  vip?: { addr: string; port: number };
 }
 
 export interface Session {

@@ -205,6 +205,7 @@ export class Datapath {
         ...(c.mark !== undefined ? { mark: c.mark } : {}),
         ...(c.counters ? { counters: c.counters } : {}),
         reply: c.reply,
+        orig: c.orig,
       };
       if (it.refreshSet && this.refreshSet && c.id !== undefined) {
         try {

@@ -172,6 +172,16 @@ t.test('SNAT (masquerade and pool) and a VIP port forward, translated by the ker
     t.equal(vs?.policy_id, 3, 'policy 3 (dstaddr web-in) decided the forwarded session');
     t.equal(vs?.orig_tuple.dst, C, 'the daemon saw the mapped address');
     t.equal(vs?.orig_tuple.dport, 8090, 'and the mapped port');
+    const vipWant = [
+      `hook=pre dir=org act=dnat ${S}:2043->${VIP}:8081(${C}:8090)`,
+      `hook=post dir=reply act=snat ${C}:8090->${S}:2043(${VIP}:8081)`,
+    ].join('\n');
+    let vipLast = '';
+    const vipText = await eventually(async () => {
+      vipLast = await sessionText(d, ['sport', '2043']);
+      return vipLast.includes(vipWant) ? vipLast : undefined;
+    });
+    t.ok(vipText, `the VIP session lists the kernel's destination NAT:\n${vipWant}`, { last: vipLast });
 
     // The nat chains are in our table, counted by the kernel.
     const nft = await topo.execOk('router', ['nft', 'list', 'table', 'inet', 'nfsessiond']);
