@@ -565,7 +565,7 @@ function encodeTupleRequest(msg: number, k: TupleKey, u: CtUpdate | undefined, s
   b[16] = nfFamily(t.family);
   b[17] = 0;
   b.writeUInt16BE(0, 18);
-  let o = putHdr(b, 20, nest, CTA_TUPLE_ORIG | NLA_F_NESTED_BIT);
+  let o = putHdr(b, 20, nest, (k.byReply ? CTA_TUPLE_REPLY : CTA_TUPLE_ORIG) | NLA_F_NESTED_BIT);
   const alen = t.family === 4 ? 4 : 16;
   o = putHdr(b, o, 4 + 2 * (4 + alen), CTA_TUPLE_IP | NLA_F_NESTED_BIT);
   o = putHdr(b, o, 4 + alen, t.family === 4 ? CTA_IP_V4_SRC : CTA_IP_V6_SRC);

@@ -227,9 +227,11 @@ export class Datapath {
     return this.conntrack.update({ tuple: orig }, { mark, markMask: mark, timeout });
   }
 
-  deleteKernelEntry(orig: FlowTuple): Promise<boolean> {
-    if (!this.conntrack) return Promise.resolve(false);
-    return this.conntrack.delete({ tuple: orig });
+  async deleteKernelEntry(orig: FlowTuple): Promise<boolean> {
+    const ct = this.conntrack;
+    if (!ct) return false;
+    // A VIP's entry is known to the kernel by the client's original destination: find it by its reply tuple.
+    return (await ct.delete({ tuple: orig })) || ct.delete({ tuple: reverseTuple(orig), byReply: true });
   }
 
   /** Opens the kernel pinhole of an expectation (timeoutMs 0: until closed). */

@@ -183,6 +183,14 @@ t.test('SNAT (masquerade and pool) and a VIP port forward, translated by the ker
     });
     t.ok(vipText, `the VIP session lists the kernel's destination NAT:\n${vipWant}`, { last: vipLast });
 
+    // Clearing the VIP session deletes its kernel entry, which the kernel keys by the VIP address.
+    const entry = () => topo.exec('router', ['conntrack', '-L', '-p', 'tcp', '--sport', '2043']).then((r) => r.stdout.trim());
+    t.match(await entry(), `dst=${VIP}`, 'the kernel holds the entry under the VIP address');
+    await d.cli('diagnose', 'sys', 'session', 'filter', 'sport', '2043');
+    t.same(await d.json('diagnose', 'sys', 'session', 'clear'), { cleared: 1 });
+    await d.cli('diagnose', 'sys', 'session', 'filter', 'clear');
+    t.equal(await eventually(async () => ((await entry()) === '' ? 'gone' : undefined)), 'gone', 'and the clear deleted it');
+
     // The nat chains are in our table, counted by the kernel.
     const nft = await topo.execOk('router', ['nft', 'list', 'table', 'inet', 'nfsessiond']);
     t.match(nft.stdout, /type nat hook postrouting priority srcnat/);
