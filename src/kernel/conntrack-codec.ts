@@ -458,7 +458,7 @@ export function ctDeleteRequest(k: TupleKey, seq = 0): NfMessage {
   return {
     subsys: NFNL_SUBSYS_CTNETLINK, msg: IPCTNL_MSG_CT_DELETE, flags: NLM_F_REQUEST | NLM_F_ACK,
     seq, family: nfFamily(k.tuple.family), resId: 0,
-    attrs: [attrNest(CTA_TUPLE_ORIG, tupleAttrs(k)), ...zoneAttrs(k.zone)],
+    attrs: [attrNest(k.byReply ? CTA_TUPLE_REPLY : CTA_TUPLE_ORIG, tupleAttrs(k)), ...zoneAttrs(k.zone)],
   };
 }
 
@@ -485,7 +485,7 @@ export interface CtUpdate {
  * instead of creating a half-specified one.
  */
 export function ctUpdateRequest(k: TupleKey, u: CtUpdate, seq = 0): NfMessage {
-  const attrs: Attr[] = [attrNest(CTA_TUPLE_ORIG, tupleAttrs(k)), ...zoneAttrs(k.zone)];
+  const attrs: Attr[] = [attrNest(k.byReply ? CTA_TUPLE_REPLY : CTA_TUPLE_ORIG, tupleAttrs(k)), ...zoneAttrs(k.zone)];
   if (u.mark !== undefined) {
     const mask = (u.markMask ?? 0xffffffff) >>> 0;
     attrs.push(attrU32(CTA_MARK, (u.mark & mask) >>> 0), attrU32(CTA_MARK_MASK, mask));
