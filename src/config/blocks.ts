@@ -211,8 +211,40 @@ export const TABLES: Record<string, TableSpec> = {
         logtraffic: { type: 'enum', values: ['all', 'utm', 'disable'], default: 'utm', help: 'Traffic log records for its sessions (all and utm log).' },
         'session-ttl': { type: 'int', min: 0, max: 604800, default: 0, help: 'Session timeout (s) for its sessions; 0 = from session-ttl.' },
         schedule: { type: 'string', default: 'always', help: "Only 'always' is supported." },
-        nat: { type: 'flag', default: false, help: 'Accepted for compatibility; NAT is the kernel\'s (nft) job.' },
+        nat: { type: 'flag', default: false, help: 'Source NAT for its sessions: the kernel translates them (nft masquerade: the egress interface\'s address, ports as the kernel picks them), or to an IP pool with ippool.' },
+        ippool: { type: 'flag', default: false, help: 'With nat: translate the source to the IP pool named by poolname instead of the egress interface\'s address.' },
+        poolname: { ...NAMES, help: "The 'config firewall ippool' entry used with ippool (one)." },
         comments: { type: 'string', default: '', help: 'Free text.' },
+      },
+    },
+  },
+  'firewall ippool': {
+    help: 'IPv4 pools that policies with nat and ippool translate source addresses to.',
+    id: 'name',
+    entry: {
+      help: 'One pool: many inside addresses share the range, told apart by port (overload).',
+      fields: {
+        type: { type: 'enum', values: ['overload'], default: 'overload', help: 'How addresses are shared; overload: port address translation over the range.' },
+        startip: { type: 'string', default: '0.0.0.0', help: 'First address of the pool.' },
+        endip: { type: 'string', default: '0.0.0.0', help: 'Last address of the pool.' },
+        comments: { type: 'string', default: '', help: 'Free text.' },
+      },
+    },
+  },
+  'firewall vip': {
+    help: 'Virtual IPs: destination NAT the kernel applies as packets arrive, before the policy is looked up. A policy names the VIP in dstaddr and then sees the mapped address.',
+    id: 'name',
+    entry: {
+      help: 'One VIP.',
+      fields: {
+        extip: { type: 'string', default: '0.0.0.0', help: 'The external address (or first-last range) the VIP answers on.' },
+        mappedip: { type: 'strings', default: [], help: "The inside address, or a '<first>-<last>' range, packets are translated to." },
+        extintf: { type: 'string', default: 'any', help: "Interface the translated packets arrive on ('any' for all)." },
+        portforward: { type: 'flag', default: false, help: 'Translate only protocol/extport, to mappedport; disabled: every packet to extip.' },
+        protocol: { type: 'enum', values: ['tcp', 'udp', 'sctp'], default: 'tcp', help: 'Protocol of a port forward.' },
+        extport: { type: 'string', default: '0', help: "External port or '<lo>-<hi>' range of a port forward." },
+        mappedport: { type: 'string', default: '0', help: "Inside port (or first port of a range) of a port forward; 0: the same as extport." },
+        comment: { type: 'string', default: '', help: 'Free text.' },
       },
     },
   },
@@ -257,4 +289,5 @@ export const TABLES: Record<string, TableSpec> = {
 export const VDOM_SCOPED = new Set([
   'system session-ttl', 'system settings',
   'firewall address', 'firewall address6', 'firewall addrgrp', 'firewall service custom', 'firewall service group', 'firewall policy',
+  'firewall ippool', 'firewall vip',
 ]);

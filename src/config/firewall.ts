@@ -2,8 +2,9 @@
 // tables into the plain policy data the engine compiles. Names are resolved here so an unknown
 // address or service is reported at its line and column.
 
+import { MASQUERADE_INDEX, MAX_NAT_INDEX, type NatPortForward, type NatPool, type NatVip } from '../engine/nat.js';
 import type { AddressMatcher, PolicyRule, PortRange, ServiceEntry, VdomPolicies } from '../engine/policy.js';
-import { netmaskToPrefix, parseCidr, parseIPv4, parseIPv6 } from '../packet/address.js';
+import { ipv4ToUint32, netmaskToPrefix, parseCidr, parseIPv4, parseIPv6 } from '../packet/address.js';
 import type { Entry } from './schema.js';
 import { ConfigError, type Pos } from './syntax.js';
 
@@ -151,12 +152,85 @@ export interface VdomTables {
   serviceCustom: Entry[];
   serviceGroup: Entry[];
   policy: Entry[];
+  ippool: Entry[];
+  vip: Entry[];
+}
+
+/**
+ * The NAT objects of every VDOM, collected into the one kernel table: pools get global indexes
+ * (the verdict's mark names them), `mark` turns an index into the policy's mark bits.
+ */
+export interface NatCollect {
+  masquerade: boolean;
+  pools: NatPool[];
+  vips: NatVip[];
+  mark: (index: number) => number;
+}
+
+/** 'a' or 'a-b' as IPv4 text with a <= b, else undefined. */
+function ipv4Range(text: string): { lo: Uint8Array; hi: Uint8Array; text: string } | undefined {
+  const [a, b = a, extra] = text.split('-');
+  const lo = parseIPv4(a);
+  const hi = parseIPv4(b);
+  if (extra !== undefined || !lo || !hi || ipv4ToUint32(a) > ipv4ToUint32(b)) return undefined;
+  return { lo, hi, text: a === b ? a : `${a}-${b}` };
+}
+
+function portRange(text: string): PortRange | undefined {
+  const m = /^(\d{1,5})(?:-(\d{1,5}))?$/.exec(text);
+  if (!m) return undefined;
+  const lo = Number(m[1]);
+  const hi = m[2] === undefined ? lo : Number(m[2]);
+  return lo >= 1 && lo <= hi && hi <= 65535 ? { lo, hi } : undefined;
+}
+
+function readPools(ctx: Ctx, entries: Entry[], nat: NatCollect): Map<string, NatPool> {
+  const out = new Map<string, NatPool>();
+  for (const e of entries) {
+    const r = ipv4Range(`${e.values.startip}-${e.values.endip}`);
+    if (!r || e.values.startip === '0.0.0.0') { err(ctx, at(e, 'startip'), `ippool '${e.id}': startip/endip must be IPv4 addresses with startip <= endip`); continue; }
+    if (nat.pools.length + 2 > MAX_NAT_INDEX) { err(ctx, e.pos, `ippool '${e.id}': more than ${MAX_NAT_INDEX - 1} pools`); continue; }
+    const pool: NatPool = { index: nat.pools.length + 2, name: e.id, start: e.values.startip as string, end: e.values.endip as string };
+    nat.pools.push(pool);
+    out.set(e.id, pool);
+  }
+  return out;
+}
+
+/** VIPs by name, as the address each one maps to (what a policy naming it in dstaddr matches). */
+function readVips(ctx: Ctx, entries: Entry[], nat: NatCollect): Map<string, AddressMatcher[]> {
+  const out = new Map<string, AddressMatcher[]>();
+  for (const e of entries) {
+    const v = e.values;
+    const ext = ipv4Range(v.extip as string);
+    if (!ext || v.extip === '0.0.0.0') { err(ctx, at(e, 'extip'), `vip '${e.id}': extip must be an IPv4 address or '<first>-<last>' range, got '${v.extip}'`); continue; }
+    const mappedList = v.mappedip as string[];
+    if (mappedList.length !== 1) { err(ctx, mappedList.length ? at(e, 'mappedip', 1) : e.pos, `vip '${e.id}': mappedip takes one address or '<first>-<last>' range`); continue; }
+    const mapped = ipv4Range(mappedList[0]);
+    if (!mapped) { err(ctx, at(e, 'mappedip'), `vip '${e.id}': mappedip must be an IPv4 address or '<first>-<last>' range, got '${mappedList[0]}'`); continue; }
+    let portForward: NatPortForward | undefined;
+    if (v.portforward) {
+      const extPorts = portRange(v.extport as string);
+      if (!extPorts) { err(ctx, at(e, 'extport'), `vip '${e.id}': extport must be a port or '<lo>-<hi>' within 1-65535 with portforward enabled, got '${v.extport}'`); continue; }
+      const mp = v.mappedport === '0' ? extPorts.lo : portRange(v.mappedport as string)?.lo;
+      if (mp === undefined || mp + (extPorts.hi - extPorts.lo) > 65535) { err(ctx, at(e, 'mappedport'), `vip '${e.id}': mappedport must be a port within 1-65535 leaving room for the extport range, got '${v.mappedport}'`); continue; }
+      // The kernel maps a port range onto a range without keeping each port's offset: a range forwards to the same ports.
+      if (extPorts.hi > extPorts.lo && mp !== extPorts.lo) { err(ctx, at(e, 'mappedport'), `vip '${e.id}': an extport range forwards to the same ports (mappedport 0 or ${extPorts.lo}), got '${v.mappedport}'`); continue; }
+      portForward = { proto: v.protocol as NatPortForward['proto'], ext: extPorts, mapped: mp };
+    }
+    nat.vips.push({ name: e.id, extip: ext.text, mappedip: mapped.text, ...(v.extintf !== 'any' ? { extintf: v.extintf as string } : {}), ...(portForward ? { portForward } : {}) });
+    out.set(e.id, [{ kind: 'range', family: 4, lo: mapped.lo, hi: mapped.hi }]);
+  }
+  return out;
 }
 
 /** Reads one VDOM's firewall tables; problems are appended to `errors` with positions. */
-export function readVdomPolicies(name: string, tables: VdomTables, implicit: 'accept' | 'deny', knownInterfaces: Set<string> | undefined, file: string, errors: ConfigError[]): VdomPolicies {
+export function readVdomPolicies(name: string, tables: VdomTables, implicit: 'accept' | 'deny', knownInterfaces: Set<string> | undefined, nat: NatCollect, file: string, errors: ConfigError[]): VdomPolicies {
   const ctx: Ctx = { file, errors };
   const addrs = readAddresses(ctx, tables.address, tables.address6, tables.addrgrp);
+  const pools = readPools(ctx, tables.ippool, nat);
+  const vips = readVips(ctx, tables.vip, nat);
+  for (const e of tables.vip) if (addrs.has(e.id)) err(ctx, e.pos, `vip '${e.id}': an address or group has the same name`);
   const services = readServices(ctx, tables.serviceCustom, tables.serviceGroup);
   const rules: PolicyRule[] = [];
   for (const e of tables.policy) {
@@ -164,8 +238,9 @@ export function readVdomPolicies(name: string, tables: VdomTables, implicit: 'ac
     const resolve = (key: string, family: 4 | 6): AddressMatcher[] => {
       const out: AddressMatcher[] = [];
       for (const [i, n] of (v[key] as string[]).entries()) {
-        const m = addrs.get(n);
-        if (!m) { err(ctx, at(e, key, i), `policy ${e.id}: unknown ${family === 6 ? 'IPv6 ' : ''}address '${n}' in ${key}`); continue; }
+        // The vendor's VIPs stand in dstaddr among the addresses.
+        const m = addrs.get(n) ?? (key === 'dstaddr' ? vips.get(n) : undefined);
+        if (!m) { err(ctx, at(e, key, i), `policy ${e.id}: unknown ${family === 6 ? 'IPv6 ' : ''}address${key === 'dstaddr' ? ' or vip' : ''} '${n}' in ${key}`); continue; }
         out.push(...m.filter((x) => (x.kind === 'cidr' ? x.cidr.family : x.family) === family));
       }
       return out;
@@ -186,6 +261,16 @@ export function readVdomPolicies(name: string, tables: VdomTables, implicit: 'ac
         for (const [k, i] of (v[key] as string[]).entries()) if (i !== 'any' && !knownInterfaces.has(i)) err(ctx, at(e, key, k), `policy ${e.id}: interface '${i}' in ${key} is not in 'config system interface'`);
       }
     }
+    let natIndex = 0;
+    const poolNames = v.poolname as string[];
+    if (v.ippool && !v.nat) err(ctx, at(e, 'ippool'), `policy ${e.id}: ippool needs 'set nat enable'`);
+    else if (v.nat && v.ippool) {
+      if (poolNames.length !== 1) err(ctx, poolNames.length ? at(e, 'poolname', 1) : at(e, 'ippool'), `policy ${e.id}: ippool enable needs exactly one poolname`);
+      else if (!pools.has(poolNames[0])) err(ctx, at(e, 'poolname'), `policy ${e.id}: unknown ippool '${poolNames[0]}' in poolname`);
+      else natIndex = pools.get(poolNames[0])!.index;
+    } else if (v.nat) natIndex = MASQUERADE_INDEX;
+    if (poolNames.length && !v.ippool) err(ctx, at(e, 'poolname'), `policy ${e.id}: poolname needs 'set ippool enable'`);
+    if (natIndex === MASQUERADE_INDEX) nat.masquerade = true;
     if (v.schedule !== 'always') err(ctx, e.positions.schedule ?? e.pos, `policy ${e.id}: only schedule 'always' is supported, got '${v.schedule}'`);
     rules.push({
       id: Number(e.id),
@@ -199,6 +284,7 @@ export function readVdomPolicies(name: string, tables: VdomTables, implicit: 'ac
       action: v.action as 'accept' | 'deny',
       log: v.logtraffic !== 'disable',
       sessionTtl: v['session-ttl'] as number,
+      ...(natIndex && v.action === 'accept' ? { natMark: nat.mark(natIndex) } : {}),
     });
   }
   return { name, rules, implicit };

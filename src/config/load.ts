@@ -6,7 +6,8 @@ import { defaultEngineConfig, type EngineConfig, type TtlRule, type VdomSessionS
 import { acceptAllPolicySet, compilePolicy, type PolicySet, type VdomPolicies } from '../engine/policy.js';
 import type { RefreshDirection, Verdict } from '../engine/types.js';
 import { BLOCKS, TABLES, VDOM_SCOPED } from './blocks.js';
-import { readVdomPolicies } from './firewall.js';
+import { readVdomPolicies, type NatCollect } from './firewall.js';
+import { natLayout, natMark, type NatLayout, type NatRules } from '../engine/nat.js';
 import { readLimits } from './limits.js';
 import { readHa, type HaConfig } from './ha.js';
 import { readBody, readTable, defaults, type BlockValues, type Entry } from './schema.js';
@@ -41,6 +42,8 @@ export interface DaemonConfig {
   /** No `config firewall policy` anywhere: one accept-all policy (id 1) is used. */
   policyDefaulted: boolean;
   engine: EngineConfig;
+  /** The kernel's nat chains: VIPs, pools, masquerade (src/engine/nat.ts). */
+  nat: NatRules;
   /** config system ha. */
   ha: HaConfig;
 }
@@ -209,6 +212,22 @@ export function parseConfig(text: string, file = '<config>'): DaemonConfig {
   const knownInterfaces = interfaces.length ? new Set(interfaces.map((e) => e.id)) : undefined;
 
   const anyPolicy = [...vdoms.values()].some((v) => v.tables.has('firewall policy'));
+  // NAT bits sit below the offload bit; an offload-mark too low for them is an error only where NAT is used.
+  let layout: NatLayout | undefined;
+  let layoutError: string | undefined;
+  try { layout = natLayout(sys['offload-mark'] as number); } catch (e) { layoutError = (e as Error).message; }
+  const nat: NatCollect = {
+    masquerade: false, pools: [], vips: [],
+    mark: (index) => {
+      if (layout) return natMark(layout, index);
+      if (layoutError) {
+        const b = block('system nfsessiond', global);
+        errors.push(new ConfigError(file, b.valuePositions['offload-mark']?.[0] ?? b.positions['offload-mark'] ?? { line: 1, col: 1 }, `${layoutError}; a policy uses nat`));
+        layoutError = undefined;
+      }
+      return 0;
+    },
+  };
   const perVdom: VdomSessionSettings[] = [];
   const policyVdoms: VdomPolicies[] = [];
   for (const [name, scope] of vdoms) {
@@ -221,7 +240,9 @@ export function parseConfig(text: string, file = '<config>'): DaemonConfig {
       serviceCustom: table('firewall service custom', scope),
       serviceGroup: table('firewall service group', scope),
       policy: table('firewall policy', scope),
-    }, settings['implicit-policy'] as 'accept' | 'deny', knownInterfaces, file, errors));
+      ippool: table('firewall ippool', scope),
+      vip: table('firewall vip', scope),
+    }, settings['implicit-policy'] as 'accept' | 'deny', knownInterfaces, nat, file, errors));
   }
   const policies: PolicySet = {
     vdoms: anyPolicy ? policyVdoms : vdomNames.map((name, i) => (i === 0 ? acceptAllPolicySet().vdoms[0] : { name, rules: [], implicit: 'deny' as const })),
@@ -270,6 +291,7 @@ export function parseConfig(text: string, file = '<config>'): DaemonConfig {
     vdomNames,
     policies,
     policyDefaulted: !anyPolicy,
+    nat: { layout: layout ?? { shift: 0, mask: 0 }, masquerade: nat.masquerade, pools: nat.pools, vips: nat.vips },
     ha,
     engine: defaultEngineConfig({
       defaultTtl: root.defaultTtl,

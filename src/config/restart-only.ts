@@ -34,6 +34,10 @@ const RESTART_ONLY: RestartOnlyKey[] = [
   { key: 'offload', get: (c) => c.engine.offload, keep: (n, r) => { n.engine.offload = r.engine.offload; } },
   // The sync socket, its key and the keepalived files are set up once, at start.
   { key: 'config system ha', get: haFingerprint, keep: (n, r) => { n.ha = r.ha; } },
+  // The nat chains are part of the installed table. A policy's nat/poolname change applies (its
+  // verdict mark), but pools and VIPs keep the running rules; pools keep their indexes only
+  // when the file adds none before them.
+  { key: 'config firewall ippool/vip', get: (c) => JSON.stringify({ pools: c.nat.pools, vips: c.nat.vips, masquerade: c.nat.masquerade }), keep: (n, r) => { n.nat = r.nat; } },
   { key: 'offload-mark', get: (c) => `0x${c.engine.offloadMark.toString(16).padStart(8, '0')}`, keep: (n, r) => { n.engine.offloadMark = r.engine.offloadMark; } },
 ];
 

@@ -24,13 +24,18 @@ function hookLines(v: SessionView): string[] {
   const o = v.orig_tuple;
   const f = o.family;
   const revOrig = reverseTuple(o);
-  if (!v.snat && !v.dnat) {
+  if (!v.snat && !v.dnat && !v.vip) {
     return [
       `hook=pre dir=org act=noop ${hop(o)}(${noNat(f)})`,
       `hook=post dir=reply act=noop ${hop(revOrig)}(${noNat(f)})`,
     ];
   }
   const lines: string[] = [];
+  if (v.vip) {
+    // The vendor's view: the client's tuple to the VIP, translated to the mapped destination.
+    lines.push(`hook=pre dir=org act=dnat ${hop({ ...o, dst: v.vip.addr, dport: v.vip.port })}(${endpoint(f, o.dst, o.dport)})`);
+    lines.push(`hook=post dir=reply act=snat ${hop(v.reply_tuple)}(${endpoint(f, v.vip.addr, v.vip.port)})`);
+  }
   if (v.dnat) {
     lines.push(`hook=pre dir=org act=dnat ${hop(o)}(${endpoint(f, v.dnat.addr, v.dnat.port)})`);
     lines.push(`hook=post dir=reply act=snat ${hop(v.reply_tuple)}(${endpoint(f, o.dst, o.dport)})`);

@@ -43,6 +43,8 @@ export interface SessionView {
   gwy: [string, string];
   snat?: { addr: string; port: number };
   dnat?: { addr: string; port: number };
+  /** The VIP the client addressed (the kernel translated it to orig_tuple's destination before the daemon saw it). */
+  vip?: { addr: string; port: number };
   log: boolean;
   /** Why the session is not offloaded to the kernel (absent when it is). */
   no_ofld_reason?: string;
@@ -101,6 +103,7 @@ export function viewOf(s: Session, now: number, offloadEnabled = true, adaptive 
     gwy: [noGateway(s.orig.family), noGateway(s.orig.family)],
     ...(s.nat?.snat ? { snat: s.nat.snat } : {}),
     ...(s.nat?.dnat ? { dnat: s.nat.dnat } : {}),
+    ...(s.nat?.vip ? { vip: s.nat.vip } : {}),
     log: s.logTraffic,
     ...(reason ? { no_ofld_reason: reason } : {}),
   };

@@ -106,8 +106,10 @@ function create(st: EngineState, p: Packet, now: number): Decision {
   if (exp) adopt(st, s, exp, now, effects);
   attachHelper(st, s, exp);
   if (s.helper) runHelper(st, s, 'org', p, now, effects);
-  const mark = p.watched ? undefined : firstPacketOffload(st, s);
-  if (mark !== undefined && p.ctId !== undefined) s.ctId = p.ctId;
+  const offload = p.watched ? undefined : firstPacketOffload(st, s);
+  if (offload !== undefined && p.ctId !== undefined) s.ctId = p.ctId;
+  // The kernel's source NAT reads its selection from this same packet in postrouting (nat.ts).
+  const mark = ((offload ?? 0) | (pol.natMark ?? 0)) >>> 0;
   return { verdict: 'accept', reason: exp ? `expected:${exp.helper}` : `allowed:${pol.policyId}`, session: s, dir: 'org', effects, ...(mark ? { mark } : {}) };
 }
 

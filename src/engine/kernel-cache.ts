@@ -20,6 +20,7 @@
 //   B+3..  timer class, CLASS_BITS wide (packet mark only; 0 = none)
 
 import { IPPROTO_TCP, IPPROTO_UDP } from '../packet/types.js';
+import type { FlowTuple } from '../packet/types.js';
 import type { RefreshDirection } from './types.js';
 
 export const CLASS_BITS = 6;
@@ -175,6 +176,9 @@ export interface KernelReading {
   seenReply?: boolean;
   mark?: number;
   counters?: { origPackets: number; origBytes: number; replyPackets: number; replyBytes: number };
+  /** The entry's tuples: the translation the kernel's NAT gave the connection. */
+  reply?: FlowTuple;
+  orig?: FlowTuple;
   /**
    * For a session refreshed in one direction only: ms left on its refresh-set element, or null
    * when the set holds none (no refreshing packet for refreshHold seconds).

@@ -3,7 +3,7 @@
 // is how its counters, state and end are learnt; after a restart the two tables are made to
 // agree again.
 
-import { IPPROTO_TCP, IPPROTO_UDP } from '../packet/types.js';
+import { IPPROTO_TCP, IPPROTO_UDP, type FlowTuple } from '../packet/types.js';
 import { requestOffload } from './decide.js';
 import type { EngineState } from './engine-state.js';
 import type { Expectation } from './expectations.js';
@@ -75,6 +75,11 @@ export function kernelReading(st: EngineState, serial: number, r: KernelReading,
   const scaledOut = s.kernelWait === 3;
   s.kernelWait = 0;
   if (r.gone) return end(st, s, s.orig.proto === IPPROTO_TCP ? 'tcp-close' : 'kernel-gone', now, false);
+  // NAT is bound when the kernel sees the first packet, after the verdict: a reading is where the table learns it.
+  if (r.reply && !sameTuple(r.reply, s.reply)) learnNat(st, s, r.reply);
+  if (r.orig && r.orig.src === s.orig.src && r.orig.sport === s.orig.sport && (r.orig.dst !== s.orig.dst || r.orig.dport !== s.orig.dport)) {
+    s.nat = { ...s.nat, vip: { addr: r.orig.dst, port: r.orig.dport } };
+  }
   const kc = st.config.kernelCache;
   const cls = kc?.classes.byIndex(s.kernelClass ?? 0);
   if (!cls) {
@@ -221,7 +226,7 @@ export function kernelReport(st: EngineState, r: KernelFlowReport, now: number):
     return [];
   }
   const s = hit.session;
-  if (!sameTuple(r.reply, s.reply)) learnNat(st, s, r);
+  if (!sameTuple(r.reply, s.reply)) learnNat(st, s, r.reply);
   if (s.kernelClass !== undefined && st.config.kernelCache) {
     // An older entry of the same tuple (a connection that reused the ports) is not this session's.
     if (r.id !== undefined && s.ctId !== undefined && r.id !== s.ctId) return [];
@@ -285,12 +290,12 @@ function childFromKernel(st: EngineState, r: KernelFlowReport, exp: Expectation,
   return effects;
 }
 
-function learnNat(st: EngineState, s: Session, r: KernelFlowReport): void {
+function learnNat(st: EngineState, s: Session, reply: FlowTuple): void {
   const rev = reverseTuple(s.orig);
   const nat: NonNullable<Session['nat']> = {};
-  if (r.reply.dst !== rev.dst || r.reply.dport !== rev.dport) nat.snat = { addr: r.reply.dst, port: r.reply.dport };
-  if (r.reply.src !== rev.src || r.reply.sport !== rev.sport) nat.dnat = { addr: r.reply.src, port: r.reply.sport };
-  st.table.setReply(s, r.reply);
+  if (reply.dst !== rev.dst || reply.dport !== rev.dport) nat.snat = { addr: reply.dst, port: reply.dport };
+  if (reply.src !== rev.src || reply.sport !== rev.sport) nat.dnat = { addr: reply.src, port: reply.sport };
+  st.table.setReply(s, reply);
   s.nat = nat;
 }
 

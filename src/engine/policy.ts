@@ -36,6 +36,8 @@ export interface PolicyRule {
   log: boolean;
   /** Session TTL override (s); 0 = none. */
   sessionTtl: number;
+  /** Packet mark bits that select the kernel's source NAT for its sessions (nat.ts); absent: none. */
+  natMark?: number;
 }
 
 export interface VdomPolicies {
@@ -116,7 +118,7 @@ export function compilePolicy(set: PolicySet, ifname: (index: number) => string)
     if (s && d) {
       for (const r of v.rules) {
         if (ruleMatches(r, t, s, d, inName, outName, icmpType)) {
-          return { policyId: r.id, action: r.action, logTraffic: r.log, vd, ...(r.sessionTtl ? { sessionTtl: r.sessionTtl } : {}) };
+          return { policyId: r.id, action: r.action, logTraffic: r.log, vd, ...(r.sessionTtl ? { sessionTtl: r.sessionTtl } : {}), ...(r.natMark ? { natMark: r.natMark } : {}) };
         }
       }
     }

@@ -34,6 +34,11 @@ export interface NatView {
   snat?: { addr: string; port: number };
   /** Destination after DNAT (reply tuple's source), when it differs from the original destination. */
   dnat?: { addr: string; port: number };
+  /**
+   * The destination the client addressed, a VIP the kernel translated in prerouting before the
+   * daemon saw the packet (the session's orig already carries the mapped destination).
+   */
+  vip?: { addr: string; port: number };
 }
 
 export interface Session {
@@ -167,6 +172,8 @@ export interface PolicyMatch {
   vd: number;
   /** The policy's own session TTL (s), overriding session-ttl. */
   sessionTtl?: number;
+  /** Packet mark bits the verdict of a new session carries so the kernel source-translates it (nat.ts). */
+  natMark?: number;
 }
 
 /** A kernel conntrack entry as the engine needs it (from events or dumps). */

@@ -142,6 +142,8 @@ export interface TupleKey {
   /** Defaults to echo request (8/0 for ICMP, 128/0 for ICMPv6): the only ICMP the daemon tracks. */
   icmp?: IcmpKey;
   zone?: number;
+  /** `tuple` is the entry's reply tuple (a destination-translated entry's original one is not known to us). */
+  byReply?: boolean;
 }
 
 // ---------------------------------------------------------------- decoding
@@ -456,16 +458,16 @@ export function ctDeleteRequest(k: TupleKey, seq = 0): NfMessage {
   return {
     subsys: NFNL_SUBSYS_CTNETLINK, msg: IPCTNL_MSG_CT_DELETE, flags: NLM_F_REQUEST | NLM_F_ACK,
     seq, family: nfFamily(k.tuple.family), resId: 0,
-    attrs: [attrNest(CTA_TUPLE_ORIG, tupleAttrs(k)), ...zoneAttrs(k.zone)],
+    attrs: [attrNest(k.byReply ? CTA_TUPLE_REPLY : CTA_TUPLE_ORIG, tupleAttrs(k)), ...zoneAttrs(k.zone)],
   };
 }
 
-/** Reads one entry by its original tuple. A missing entry is answered with ENOENT. */
+/** Reads one entry by its original tuple (or its reply tuple, byReply). A missing entry is answered with ENOENT. */
 export function ctGetRequest(k: TupleKey, seq = 0): NfMessage {
   return {
     subsys: NFNL_SUBSYS_CTNETLINK, msg: IPCTNL_MSG_CT_GET, flags: NLM_F_REQUEST | NLM_F_ACK,
     seq, family: nfFamily(k.tuple.family), resId: 0,
-    attrs: [attrNest(CTA_TUPLE_ORIG, tupleAttrs(k)), ...zoneAttrs(k.zone)],
+    attrs: [attrNest(k.byReply ? CTA_TUPLE_REPLY : CTA_TUPLE_ORIG, tupleAttrs(k)), ...zoneAttrs(k.zone)],
   };
 }
 
@@ -483,7 +485,7 @@ export interface CtUpdate {
  * instead of creating a half-specified one.
  */
 export function ctUpdateRequest(k: TupleKey, u: CtUpdate, seq = 0): NfMessage {
-  const attrs: Attr[] = [attrNest(CTA_TUPLE_ORIG, tupleAttrs(k)), ...zoneAttrs(k.zone)];
+  const attrs: Attr[] = [attrNest(k.byReply ? CTA_TUPLE_REPLY : CTA_TUPLE_ORIG, tupleAttrs(k)), ...zoneAttrs(k.zone)];
   if (u.mark !== undefined) {
     const mask = (u.markMask ?? 0xffffffff) >>> 0;
     attrs.push(attrU32(CTA_MARK, (u.mark & mask) >>> 0), attrU32(CTA_MARK_MASK, mask));
@@ -563,7 +565,7 @@ function encodeTupleRequest(msg: number, k: TupleKey, u: CtUpdate | undefined, s
   b[16] = nfFamily(t.family);
   b[17] = 0;
   b.writeUInt16BE(0, 18);
-  let o = putHdr(b, 20, nest, CTA_TUPLE_ORIG | NLA_F_NESTED_BIT);
+  let o = putHdr(b, 20, nest, (k.byReply ? CTA_TUPLE_REPLY : CTA_TUPLE_ORIG) | NLA_F_NESTED_BIT);
   const alen = t.family === 4 ? 4 : 16;
   o = putHdr(b, o, 4 + 2 * (4 + alen), CTA_TUPLE_IP | NLA_F_NESTED_BIT);
   o = putHdr(b, o, 4 + alen, t.family === 4 ? CTA_IP_V4_SRC : CTA_IP_V6_SRC);

@@ -9,6 +9,7 @@ import { readFileSync } from 'node:fs';
 import type { Logger } from 'pino';
 import type { DaemonConfig } from '../config/load.js';
 import type { Decision, KernelFlowReport, Packet } from '../engine/types.js';
+import { reverseTuple } from '../engine/flow-key.js';
 import type { KernelCacheConfig, KernelReading, TimerClass } from '../engine/kernel-cache.js';
 import { IPS_SEEN_REPLY } from './conntrack-codec.js';
 import { RefreshSet } from './refresh-set.js';
@@ -125,6 +126,7 @@ export class Datapath {
       queues: { first: this.queues[0], last: this.queues[this.queues.length - 1] },
       bypass: cfg.queue.bypass,
       offloadMark: cfg.engine.offloadMark,
+      nat: cfg.nat,
       ...(this.kernelCache ? {
         firstPacket: {
           classes: [...this.kernelCache.classes.all],
@@ -184,7 +186,10 @@ export class Datapath {
     const ct = this.conntrack;
     if (!ct) return [];
     this.kernelCounters.reads += items.length;
-    const got = await Promise.all(items.map((it) => ct.get({ tuple: it.orig }).then((c) => ({ it, c }), (err: Error) => {
+    // The daemon sees a destination-translated (VIP) connection after prerouting, with its mapped
+    // destination: the kernel's original tuple differs, its reply tuple is the reverse of ours.
+    const lookup = async (orig: FlowTuple) => (await ct.get({ tuple: orig })) ?? ct.get({ tuple: reverseTuple(orig), byReply: true });
+    const got = await Promise.all(items.map((it) => lookup(it.orig).then((c) => ({ it, c }), (err: Error) => {
       this.log.debug({ serial: it.serial, err: err.message }, 'kernel read failed');
       this.kernelCounters.readFailures++;
       return undefined;
@@ -199,6 +204,8 @@ export class Datapath {
         ...(c.status !== undefined ? { seenReply: (c.status & IPS_SEEN_REPLY) !== 0 } : {}),
         ...(c.mark !== undefined ? { mark: c.mark } : {}),
         ...(c.counters ? { counters: c.counters } : {}),
+        reply: c.reply,
+        orig: c.orig,
       };
       if (it.refreshSet && this.refreshSet && c.id !== undefined) {
         try {
@@ -220,9 +227,11 @@ export class Datapath {
     return this.conntrack.update({ tuple: orig }, { mark, markMask: mark, timeout });
   }
 
-  deleteKernelEntry(orig: FlowTuple): Promise<boolean> {
-    if (!this.conntrack) return Promise.resolve(false);
-    return this.conntrack.delete({ tuple: orig });
+  async deleteKernelEntry(orig: FlowTuple): Promise<boolean> {
+    const ct = this.conntrack;
+    if (!ct) return false;
+    // A VIP's entry is known to the kernel by the client's original destination: find it by its reply tuple.
+    return (await ct.delete({ tuple: orig })) || ct.delete({ tuple: reverseTuple(orig), byReply: true });
   }
 
   /** Opens the kernel pinhole of an expectation (timeoutMs 0: until closed). */

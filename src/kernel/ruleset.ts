@@ -50,6 +50,7 @@
 
 import { randomBytes } from 'node:crypto';
 import { markLayout, type TimerClass } from '../engine/kernel-cache.js';
+import { hasNat, MASQUERADE_INDEX, natMark, type NatRules, type NatVip } from '../engine/nat.js';
 import { run, commandLine, CommandError, type ExecOptions, type ExecResult } from './exec.js';
 
 export type Hook = 'forward' | 'input' | 'output';
@@ -75,6 +76,8 @@ export interface RulesetOptions {
    * objects, and the refresh set's element timeout (s). Absent: no first-packet rules.
    */
   firstPacket?: { classes: TimerClass[]; refreshHold: number; refreshSetSize: number };
+  /** NAT (src/engine/nat.ts): VIPs as prerouting dnat rules, source NAT selected by the verdict's mark. */
+  nat?: NatRules;
 }
 
 export const DEFAULT_RULESET_OPTIONS: RulesetOptions = {
@@ -184,8 +187,46 @@ export function renderTable(opts: RulesetOptions, mechanism: QueueMechanism): st
     lines.push(`\t\tmeta mark set meta mark & ${hex32(~l.all)}`);
     lines.push('\t}');
   }
+  if (hasNat(o.nat)) lines.push(...renderNat(o.nat).map((l) => `\t${l}`));
   lines.push('}');
   return lines.join('\n') + '\n';
+}
+
+/** One VIP's prerouting rule. */
+function renderVip(v: NatVip): string {
+  const intf = v.extintf ? `iifname "${v.extintf}" ` : '';
+  const pf = v.portForward;
+  if (!pf) return `${intf}ip daddr ${v.extip} dnat ip to ${v.mappedip} comment "vip ${v.name}"`;
+  const ports = pf.ext.lo === pf.ext.hi ? `${pf.ext.lo}` : `${pf.ext.lo}-${pf.ext.hi}`;
+  // A range forwards to the same ports (the config reader refuses other mappings).
+  const to = pf.ext.lo === pf.ext.hi ? `:${pf.mapped}` : '';
+  return `${intf}ip daddr ${v.extip} ${pf.proto} dport ${ports} dnat ip to ${v.mappedip}${to} comment "vip ${v.name}"`;
+}
+
+/**
+ * The nat chains (their lines, unindented). The kernel consults them for a connection's first
+ * packet only: prerouting before the policy (the daemon then decides on the mapped address, as
+ * the vendor's VIPs do), postrouting after the daemon's verdict at forward, whose packet mark
+ * names the source NAT.
+ */
+export function renderNat(n: NatRules): string[] {
+  const out: string[] = [];
+  if (n.vips.length) {
+    out.push('chain nat_prerouting {', '\ttype nat hook prerouting priority dstnat; policy accept;');
+    for (const v of n.vips) out.push(`\t${renderVip(v)}`);
+    out.push('}');
+  }
+  if (n.masquerade || n.pools.length) {
+    const mask = hex32(n.layout.mask);
+    out.push('chain nat_postrouting {', '\ttype nat hook postrouting priority srcnat; policy accept;');
+    if (n.masquerade) out.push(`\tmeta mark & ${mask} == ${hex32(natMark(n.layout, MASQUERADE_INDEX))} masquerade`);
+    for (const p of n.pools) {
+      const range = p.start === p.end ? p.start : `${p.start}-${p.end}`;
+      out.push(`\tmeta nfproto ipv4 meta mark & ${mask} == ${hex32(natMark(n.layout, p.index))} snat ip to ${range} comment "ippool ${p.name}"`);
+    }
+    out.push('}');
+  }
+  return out;
 }
 
 /** Priority of the chains that act on the queue's verdict: after iptables' filter chains. */

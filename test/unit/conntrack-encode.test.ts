@@ -19,6 +19,7 @@ t.test('encodeCtDelete / encodeCtUpdate equal encodeNfMessage of the request bui
   tuples.push({ tuple: { family: 6, proto: 58, src: '2001:db8::1', dst: '2001:db8::2', sport: 5, dport: 0 }, icmp: { type: 129, code: 3 } });
   tuples.push({ tuple: { family: 4, proto: 6, src: '198.51.100.1', dst: '203.0.113.2', sport: 1, dport: 2 }, zone: 7 });
   tuples.push({ tuple: { family: 6, proto: 17, src: '2001:db8::1', dst: '2001:db8::2', sport: 1, dport: 2 }, zone: 65535 });
+  tuples.push({ tuple: { family: 4, proto: 6, src: '198.51.100.2', dst: '203.0.113.2', sport: 8090, dport: 2043 }, byReply: true });
   const updates: CtUpdate[] = [
     { mark: 0x100000, markMask: 0x100000, timeout: 3600 },
     { mark: 0x100000, markMask: 0x100000 },
@@ -35,6 +36,13 @@ t.test('encodeCtDelete / encodeCtUpdate equal encodeNfMessage of the request bui
     }
   }
   t.ok(n > 50);
+  t.end();
+});
+
+t.test('byReply keys an entry by its reply tuple (CTA_TUPLE_REPLY = 2 in the nest header)', (t) => {
+  const tuple = { family: 4 as const, proto: 6, src: '198.51.100.2', dst: '203.0.113.2', sport: 8090, dport: 2043 };
+  t.equal(encodeCtDelete({ tuple }).readUInt16LE(22) & 0x3fff, 1);
+  t.equal(encodeCtDelete({ tuple, byReply: true }).readUInt16LE(22) & 0x3fff, 2);
   t.end();
 });
 

@@ -70,8 +70,14 @@ export function sessionHandlers(ctx: DaemonContext, views: ControlViews): Record
         return { expectations, total: expectations.length };
       }
       if (args.what !== undefined) throw new Error(`unknown list '${String(args.what)}': expected 'expectation' or nothing`);
+      // The kernel binds an offloaded session's NAT after the verdict, so the table learns it from a
+      // reading: a filter on the translated source reads the offloaded sessions not yet known to be
+      // translated, and filters again after the readings.
+      const natFilter = f.nsrc !== undefined || f.nport !== undefined;
       const shown: Session[] = [];
-      for (const s of ctx.engine.sessions()) if (!test || test(viewOf(s, now, offload(), ctx.engine.adaptiveFactor(s.vd)), ifname)) shown.push(s);
+      for (const s of ctx.engine.sessions()) {
+        if (!test || test(viewOf(s, now, offload(), ctx.engine.adaptiveFactor(s.vd)), ifname) || (natFilter && s.offloaded && !s.nat?.snat)) shown.push(s);
+      }
       const offloaded = shown.filter((s) => s.offloaded);
       const build = async () => {
         const t = ctx.now();
@@ -80,7 +86,9 @@ export function sessionHandlers(ctx: DaemonContext, views: ControlViews): Record
         const live: SessionView[] = [];
         for (const x of shown) {
           const s = ctx.engine.bySerialNumber(x.serial);
-          if (s) live.push(viewIn(ctx.engine, s, t));
+          if (!s) continue;
+          const v = viewIn(ctx.engine, s, t);
+          if (!natFilter || !test || test(v, ifname)) live.push(v);
         }
         const sessions = await gatewaysOf(live, t);
         return { sessions, total: sessions.length };
