@@ -137,6 +137,13 @@ function kernelForgot(st: EngineState, s: Session, dir: Direction, p: Packet, no
     d.mark = verdictMark(kc.layout, cls, s.refreshDir);
     if (p.ctId !== undefined) s.ctId = p.ctId;
   }
+  // The new entry is translated afresh only if this packet names the NAT again (the kernel's
+  // nat chains see a connection's first packet only); masquerade keeps the source port when it
+  // is free, as it is once the old entry is gone. A reply direction packet starts no NAT.
+  if (dir === 'org') {
+    const pol = st.config.policy(s.orig, s.devOrg[0], s.devOrg[1], -1);
+    if (pol.action === 'accept' && pol.policyId === s.policyId && pol.natMark) d.mark = ((d.mark ?? 0) | pol.natMark) >>> 0;
+  }
   return d;
 }
 

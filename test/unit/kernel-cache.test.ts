@@ -230,6 +230,19 @@ t.test('a watched flow (trace or capture running) is not offloaded at its first 
   t.end();
 });
 
+t.test('a kernel entry made again mid-session is translated again: the verdict names the policy\'s NAT', (t) => {
+  const NAT = 0x2000;
+  const e = new SessionEngine(defaultEngineConfig({ ttlRules: rules, kernelCache: cache(sessionTtls({ defaultTtl: 3600, ttlRules: rules, vdoms: [] }, [])), policy: () => ({ policyId: 5, action: 'accept', logTraffic: false, vd: 0, natMark: NAT }) }));
+  const tcp = (flags: number, ct: { ctId: number; ctNew?: boolean }, reply = false) => ({ ...pkt({ proto: 6, dport: 80, sport: 41000 }, { flags, reply }), ...ct });
+  const first = e.handlePacket(tcp(TCP_SYN, { ctId: 7, ctNew: true }), 0);
+  t.equal(first.mark! & NAT, NAT, 'the first packet selects the source NAT');
+  const seg = e.handlePacket(tcp(TCP_ACK, { ctId: 9, ctNew: true }), 5_000);
+  t.equal(seg.mark, first.mark, 'offloaded and translated again');
+  const back = e.handlePacket(tcp(TCP_ACK, { ctId: 11, ctNew: true }, true), 9_000);
+  t.equal(back.mark! & NAT, 0, 'a reply packet that made the entry starts no NAT');
+  t.end();
+});
+
 t.test('an offloaded TCP session whose kernel entry is gone: a segment continues it, a later SYN replaces it', (t) => {
   const e = engine();
   const tcp = (flags: number, ct: { ctId: number; ctNew?: boolean }, reply = false) => ({ ...pkt({ proto: 6, dport: 80, sport: 41000 }, { flags, reply }), ...ct });
