@@ -216,7 +216,13 @@ export function offloadResult(st: EngineState, serial: number, ok: boolean): voi
  * TCP state come from here.
  */
 export function kernelReport(st: EngineState, r: KernelFlowReport, now: number): Effect[] {
-  const hit = st.table.lookup(r.orig);
+  let hit = st.table.lookup(r.orig);
+  // A destination-translated (VIP) connection: the kernel files it under the address the client
+  // sent to, the table under the mapped one it decided on; the reply tuples are the same.
+  if (!hit && r.orig.proto === r.reply.proto) {
+    const back = st.table.lookup(r.reply);
+    if (back && back.dir === 'reply' && back.session.orig.src === r.orig.src && back.session.orig.sport === r.orig.sport) hit = { session: back.session, dir: 'org' };
+  }
   if (!hit && (r.event === 'new' || r.event === 'dump') && r.mark !== undefined && (r.mark & st.config.offloadMark) !== 0) {
     const exp = st.expectations.match(r.orig);
     if (exp) return childFromKernel(st, r, exp, now);

@@ -219,6 +219,24 @@ t.test('NAT seen in the kernel reply tuple is recorded and the translated reply 
   t.end();
 });
 
+t.test('a VIP connection: the kernel files it under the address the client sent to; its reports and DESTROY still find the session', (t) => {
+  const e = new SessionEngine(defaultEngineConfig());
+  // The daemon decided on the mapped destination S:80; the client sent to the VIP 203.0.113.200:8080.
+  const s = live(e, e.handlePacket(fwd(TCP_SYN), 0).session!);
+  const kernelOrig: FlowTuple = { family: 4, proto: 6, src: C, dst: '203.0.113.200', sport: 40000, dport: 8080 };
+  e.handlePacket(rev(TCP_SYN | TCP_ACK), 1);
+  e.handlePacket(fwd(TCP_ACK), 2);
+  e.offloadResult(s.serial, true);
+  e.kernelReport({ event: 'update', orig: kernelOrig, reply: s.reply, tcpState: 4 }, 100);
+  t.same(s.state, [4, 7], 'the report by the VIP tuple applied');
+  // Another client's report with the same reply tuple cannot be this session's.
+  t.same(e.kernelReport({ event: 'destroy', orig: { ...kernelOrig, src: '198.51.100.99' }, reply: s.reply }, 150), []);
+  const fx = e.kernelReport({ event: 'destroy', orig: kernelOrig, reply: s.reply }, 200);
+  t.match(fx, [{ kind: 'session-end', reason: 'tcp-close' }]);
+  t.equal(e.size, 0);
+  t.end();
+});
+
 t.test('ICMP errors are matched to the session of the packet they quote', (t) => {
   const e = new SessionEngine(defaultEngineConfig());
   const u = pkt({ proto: 17, src: C, dst: S, sport: 5000, dport: 9 }, { len: 40 });
