@@ -39,6 +39,9 @@ export function adoptPeer(st: EngineState, peer: PeerTable, now: number): { effe
     // timer-class index names nothing here.
     s.offloaded = false;
     delete s.ctId;
+    // The record has the expiry of the session's start (refreshes are not synced), and the peer
+    // still held the session (its end would have been synced): its timer runs from now.
+    s.expireAt = Math.max(s.expireAt, now + s.timeout * 1000);
     sessions.push(s);
     if (s.helper) {
       const h = st.config.helpers.byName(s.helper);
