@@ -232,7 +232,9 @@ export class Daemon {
    */
   private adoptPeer(now: number, why: string): boolean {
     const synced = this.ha?.sync?.synced;
-    if (!synced || !synced.sessions.size || now - this.lastAdoptAt < 1000) return false;
+    if (!synced || !synced.sessions.size) return false;
+    // keepalived's word always adopts; unknown segments at most once a second.
+    if (why !== 'keepalived master' && now - this.lastAdoptAt < 1000) return false;
     this.lastAdoptAt = now;
     const { effects, report } = this.engine.adoptPeer({ sessions: synced.sessions.values(), expectations: synced.expectations.values(), highestSerial: synced.stats().highestSerial }, now);
     if (effects.length) this.apply(effects, now);

@@ -106,6 +106,8 @@ t.test('B takes over A\'s TCP stream after A\'s daemon is killed: no reset, same
     for (const s of onA ?? []) {
       t.match(listB.find((x) => x.orig_tuple.sport === s.orig_tuple.sport), { serial: s.serial, policy_id: s.policy_id }, `session ${s.serial} on B with A's serial and policy id ${s.policy_id}`);
     }
+    const adopted = b.proc.stdout().split('\n').filter((l) => l.includes('HA: peer sessions adopted')).map((l) => JSON.parse(l) as { why: string; sessions: number });
+    t.ok(adopted.reduce((n, x) => n + x.sessions, 0) >= 2, `B adopted A's sessions (${adopted.map((x) => `${x.sessions} on ${x.why}`).join(', ')})`);
     for (const d of dumps) await d.kill('SIGTERM', 2000);
     const resets = dumps.map((d) => d.stdout().split('\n').filter((l) => / IP6? /.test(l)));
     t.same(resets, [[], []], 'no TCP reset seen by the client or the server');
