@@ -151,7 +151,11 @@ export class Daemon {
       decide: (p, now) => {
         this.metrics.packetDecided();
         if (this.capture.active || this.views.tracer.watches(p)) p.watched = true;
-        const d = this.engine.handlePacket(p, now);
+        let d = this.engine.handlePacket(p, now);
+        // A mid-stream segment we hold no session for may be a flow the peer carried until the
+        // traffic moved here, ahead of keepalived's word: the peer's table comes in, and the
+        // segment is decided again against it.
+        if (d.reason === 'tcp-without-syn' && this.adoptPeer(now, 'mid-stream segment')) d = this.engine.handlePacket(p, now);
         if (this.views.tracer.active) this.views.tracer.packet(p, d);
         if (this.capture.active) this.capture.packet(p, d, now);
         if (d.effects.length) this.apply(d.effects, now);
@@ -213,7 +217,29 @@ export class Daemon {
       expectationsOf: (serial) => e.expectations.ofParent(serial),
     };
     this.ha = new HaService(this.config.ha, table, this.log, { onLag: (ms) => this.metrics.haLag(ms) });
+    // Master: every synced session is ours from here. Backup: the sync goes on as it was.
+    this.ha.onRole = (role) => { if (role === 'master') this.adoptPeer(Date.now(), 'keepalived master'); };
     await this.ha.start(Date.now());
+  }
+
+  /** When the peer's table was last adopted (ms): a run of unknown segments adopts it once a second at most. */
+  private lastAdoptAt = -Infinity;
+
+  /**
+   * A takeover: the peer's synced sessions and expectations enter our table (SessionEngine.adoptPeer),
+   * the pinholes of its pending expectations open here. Sessions we hold already stay ours, so a
+   * second call adopts only what the peer synced since. True when anything was adopted.
+   */
+  private adoptPeer(now: number, why: string): boolean {
+    const synced = this.ha?.sync?.synced;
+    if (!synced || !synced.sessions.size) return false;
+    // keepalived's word always adopts; unknown segments at most once a second.
+    if (why !== 'keepalived master' && now - this.lastAdoptAt < 1000) return false;
+    this.lastAdoptAt = now;
+    const { effects, report } = this.engine.adoptPeer({ sessions: synced.sessions.values(), expectations: synced.expectations.values(), highestSerial: synced.stats().highestSerial }, now);
+    if (effects.length) this.apply(effects, now);
+    this.log.info({ why, ...report }, 'HA: peer sessions adopted');
+    return report.sessions > 0;
   }
 
   /** Conserve mode: the engine gets memory use as a sample (its thresholds decide). */

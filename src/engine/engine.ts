@@ -8,6 +8,7 @@ import type { FlowTuple } from '../packet/types.js';
 import type { EngineConfig } from './engine-config.js';
 import { EngineState, type EngineCounters, type HelperSlot } from './engine-state.js';
 import { decide } from './decide.js';
+import { adoptPeer, type AdoptReport, type PeerTable } from './engine-adopt.js';
 import { restore, snapshot, type EngineSnapshot, type RestoreReport } from './engine-snapshot.js';
 import { tick } from './expire.js';
 import { helperSlot } from './helper-driver.js';
@@ -17,7 +18,7 @@ import { clear, setupRate } from './lifecycle.js';
 import { adaptiveLimits, effectiveExpiry, factorWithout, type AdaptiveLimit } from './timers.js';
 import type { Decision, Direction, Effect, KernelFlowReport, Packet, Session } from './types.js';
 
-export type { AdaptiveLimit, EngineCounters, EngineSnapshot, HelperSlot, RestoreReport };
+export type { AdaptiveLimit, AdoptReport, EngineCounters, EngineSnapshot, HelperSlot, PeerTable, RestoreReport };
 
 export class SessionEngine {
   private readonly st: EngineState;
@@ -95,6 +96,9 @@ export class SessionEngine {
 
   /** Loads a snapshot into an empty table (engine-snapshot.ts). */
   restore(snap: EngineSnapshot, now: number): { effects: Effect[]; report: RestoreReport } { return this.done(restore(this.st, snap, now)); }
+
+  /** A takeover: the peer's synced sessions and expectations become ours (engine-adopt.ts). */
+  adoptPeer(peer: PeerTable, now: number): { effects: Effect[]; report: AdoptReport } { return this.done(adoptPeer(this.st, peer, now)); }
 
   /** After a restart, the kernel's table against ours: adopt ('adopt') or delete ('expire') entries we never knew. */
   reconcileRestart(conns: KernelFlowReport[], mode: 'adopt' | 'expire', now: number): { effects: Effect[]; ended: number; adopted: number; expired: number } {
