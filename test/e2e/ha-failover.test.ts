@@ -83,14 +83,18 @@ t.test('B takes over A\'s TCP stream after A\'s daemon is killed: no reset, same
     t.ok(synced, 'B holds them');
     await sleep(2000);
 
-    // The failover: A's daemon dies, its links go down, the traffic moves to B, keepalived's word.
+    // The failover, in keepalived's order: A's daemon dies, keepalived on B says MASTER (and would
+    // move the VIPs: here the routes move), then the traffic arrives at B.
     process.kill(a.proc.pid, 'SIGKILL');
     await a.proc.exited;
     await ok('router', ['ip', 'link', 'set', 'veth-c', 'down']);
     await ok('router', ['ip', 'link', 'set', 'veth-s', 'down']);
+    appendFileSync(join(dirB, 'keepalived.fifo'), 'INSTANCE "HA-APP" MASTER 100\n');
+    const adoptedLines = () => b.proc.stdout().split('\n').filter((l) => l.includes('HA: peer sessions adopted')).map((l) => JSON.parse(l) as { why: string; sessions: number });
+    const byMaster = await eventually(async () => adoptedLines().find((x) => x.why === 'keepalived master'), 10_000, 100);
+    t.ok(byMaster && byMaster.sessions >= 2, `keepalived's MASTER alone took A's sessions over (${byMaster?.sessions ?? 0} adopted)`);
     await ok('client', ['ip', 'route', 'add', '203.0.113.0/25', 'via', '192.0.2.134']);
     await ok('server', ['ip', 'route', 'add', '198.51.100.0/25', 'via', '192.0.2.138']);
-    appendFileSync(join(dirB, 'keepalived.fifo'), 'INSTANCE "HA-APP" MASTER 100\n');
     const movedAt = Date.now();
 
     const r = await stream;
@@ -106,7 +110,7 @@ t.test('B takes over A\'s TCP stream after A\'s daemon is killed: no reset, same
     for (const s of onA ?? []) {
       t.match(listB.find((x) => x.orig_tuple.sport === s.orig_tuple.sport), { serial: s.serial, policy_id: s.policy_id }, `session ${s.serial} on B with A's serial and policy id ${s.policy_id}`);
     }
-    const adopted = b.proc.stdout().split('\n').filter((l) => l.includes('HA: peer sessions adopted')).map((l) => JSON.parse(l) as { why: string; sessions: number });
+    const adopted = adoptedLines();
     t.ok(adopted.reduce((n, x) => n + x.sessions, 0) >= 2, `B adopted A's sessions (${adopted.map((x) => `${x.sessions} on ${x.why}`).join(', ')})`);
     for (const d of dumps) await d.kill('SIGTERM', 2000);
     const resets = dumps.map((d) => d.stdout().split('\n').filter((l) => / IP6? /.test(l)));
