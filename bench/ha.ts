@@ -26,6 +26,7 @@ import { SessionEngine } from '../src/engine/engine.js';
 import { ACCEPT_ALL, defaultEngineConfig } from '../src/engine/engine-config.js';
 import type { Effect, KernelFlowReport, Packet, Session } from '../src/engine/types.js';
 import type { TableView } from '../src/ha/pickup.js';
+import { engineTableView } from '../src/ha/engine-view.js';
 import { SyncService } from '../src/ha/sync-service.js';
 import { TCP_SYN, type FlowTuple } from '../src/packet/types.js';
 
@@ -113,12 +114,7 @@ class Primary {
 
   async startSync(): Promise<void> {
     const e = this.engine;
-    const table: TableView = {
-      session: (serial) => e.bySerialNumber(serial),
-      sessions: () => e.sessions(),
-      expectations: () => e.expectations.all(),
-      expectationsOf: (serial) => e.expectations.ofParent(serial),
-    };
+    const table = engineTableView(e);
     this.sync = new SyncService(haConfig(B), { ifname: 'ha0', priority: 100, local: A, prefix: 24, peer: B, port: PORT }, table, log, { onLag: (ms) => this.lags.push(ms) });
     await this.sync.start(Date.now());
   }

@@ -34,7 +34,7 @@ import { ServiceNotifier } from './service/notify.js';
 import { resolveStateDir } from './service/paths.js';
 import { programVersion } from './service/version.js';
 import { HaService } from './ha/ha-service.js';
-import type { TableView } from './ha/pickup.js';
+import { engineTableView } from './ha/engine-view.js';
 
 /** The longest session TTL the config language accepts (s). */
 const MAX_TTL = 604800;
@@ -210,12 +210,7 @@ export class Daemon {
 
   private async startHa(): Promise<void> {
     const e = this.engine;
-    const table: TableView = {
-      session: (serial) => e.bySerialNumber(serial),
-      sessions: () => e.sessions(),
-      expectations: () => e.expectations.all(),
-      expectationsOf: (serial) => e.expectations.ofParent(serial),
-    };
+    const table = engineTableView(e);
     this.ha = new HaService(this.config.ha, table, this.log, { onLag: (ms) => this.metrics.haLag(ms) });
     // Master: every synced session is ours from here. Backup: the sync goes on as it was.
     this.ha.onRole = (role) => { if (role === 'master') this.adoptPeer(Date.now(), 'keepalived master'); };
