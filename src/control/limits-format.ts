@@ -242,6 +242,6 @@ export function formatConserve(v: ConserveView): string {
     `av-failopen-session: ${v.failopen_session ? 'enable' : 'disable'}`,
     `av-failopen: ${v.failopen}`,
     `one-shot: ${v.one_shot_latched ? 'latched (diagnose sys conserve reset)' : 'not latched'}`,
-    `enter=${v.enter} leave=${v.leave} refused_limit=${v.refused_limit} refused_memory=${v.refused_memory} bypassed=${v.bypassed} bypass_packets=${v.bypass_packets} bypass_flows=${v.bypass_flows} one_shot_resets=${v.one_shot_resets}`,
+    `enter=${v.enter} leave=${v.leave} refused_limit=${v.refused_limit} refused_memory=${v.refused_memory} bypassed=${v.bypassed} bypass_packets=${v.bypass_packets} bypass_flows=${v.bypass_flows} bypass_evicted=${v.bypass_evicted} one_shot_resets=${v.one_shot_resets}`,
   ].join('\n') + '\n';
 }

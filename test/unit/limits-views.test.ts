@@ -96,7 +96,7 @@ memory used threshold green: 82%
 av-failopen-session: enable
 av-failopen: one-shot
 one-shot: latched (diagnose sys conserve reset)
-enter=1 leave=0 refused_limit=0 refused_memory=0 bypassed=1 bypass_packets=0 bypass_flows=1 one_shot_resets=0
+enter=1 leave=0 refused_limit=0 refused_memory=0 bypassed=1 bypass_packets=0 bypass_flows=1 bypass_evicted=0 one_shot_resets=0
 `);
   t.equal(parseMeminfo('MemTotal:        1000000 kB\nMemFree:          100000 kB\nMemAvailable:     123456 kB\n'), 87.7);
   t.equal(parseMeminfo('MemTotal: 1000 kB\nMemFree: 500 kB\n'), 50);
