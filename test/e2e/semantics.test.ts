@@ -137,7 +137,14 @@ t.test('refresh-direction incoming on an offloaded UDP session (seed 002), and b
     t.equal(ended[0]?.sessionid, opened.a.serial, 'it was the first session');
     t.equal(ended[0]?.policyid, 5);
     t.equal(recs.filter((r) => r.dstport === 5002).length, 0, 'the both-refresh session did not end');
-    const after = await list(d.control);
+    // The next datagram after the end opens a new session. Two more are sent, so the check does
+    // not hang on whether the end was seen before the last of the 24 (a loaded machine can delay it).
+    await sendUdp(topo, 5001, 2041, 2);
+    const after = await eventually(async () => {
+      const l = await list(d.control);
+      const x = l.sessions.find((s) => s.orig_tuple.dport === 5001);
+      return x && x.serial > opened.a.serial ? l : undefined;
+    }) ?? await list(d.control);
     const again = after.sessions.find((s) => s.orig_tuple.dport === 5001);
     t.ok(again && again.serial > opened.a.serial, 'later datagrams opened a new session');
     const b = after.sessions.find((s) => s.orig_tuple.dport === 5002);
