@@ -89,7 +89,7 @@ function tuple(i: number): FlowTuple {
   return {
     family: 4, proto: 6,
     src: `198.51.100.${1 + (i % 250)}`, dst: `203.0.113.${1 + ((i >>> 16) % 250)}`,
-    sport: 1024 + ((i >>> 8) % 250) * 256 + (i % 256) % 256, dport: 443,
+    sport: 1024 + ((i >>> 8) % 250) * 256 + (i % 256), dport: 443,
   };
 }
 
