@@ -21,6 +21,19 @@ rc=${PIPESTATUS[0]}
 
 # tap's summary is '# { total: T, pass: P, fail: F, ... }'; print the plain line CI reads.
 summary="$(grep -E '^# \{ total: ' "$log" | tail -n 1)"
+# CI keeps only the tail of the output, which the coverage table fills: repeat every failed
+# assertion there, with its file and the first lines of its diagnostic.
+failures="$(awk '
+  /^# Subtest: test\// { file = $3 }
+  /^ *not ok / && !/# (SKIP|TODO)/ { inyaml = 1; indiff = 0; shown = 0; sub(/^ +/, ""); print "FAILED " file ": " $0; next }
+  inyaml && /^ *\.\.\.$/ { inyaml = 0 }
+  inyaml && /diff: \|/ { indiff = 1 }
+  inyaml && shown < 6 && (/(lineNumber|message|found|wanted|error|code):/ || (indiff && /^ +[-+][^-+]/)) { sub(/^ +/, ""); print "    " $0; shown++ }
+' "$log" | head -n 120)"
+if [ -n "$failures" ]; then
+  echo "== failed assertions"
+  echo "$failures"
+fi
 rm -f "$log"
 total=$(sed -nE 's/.*total: ([0-9]+).*/\1/p' <<<"$summary")
 fail=$(sed -nE 's/.*fail: ([0-9]+).*/\1/p' <<<"$summary")
