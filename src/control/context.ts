@@ -13,7 +13,8 @@ export interface DaemonContext {
   now(): number;
   /** Carries out engine effects (kernel deletes, logs) as the packet path does. */
   apply(effects: Effect[], now: number): void;
-  queueStats(): Record<string, number> | undefined;
+  /** The queue's counters, with the kernel's (reading the rule counters takes a command). */
+  queueStats(): Promise<Record<string, number> | undefined> | Record<string, number> | undefined;
   /** The table journal's counters (state/table-store.ts); undefined while snapshots are off. */
   journalStats?(): Record<string, number> | undefined;
   mechanism(): string | undefined;

@@ -267,12 +267,25 @@ export class Datapath {
     }
   }
 
-  queueStats(): Record<string, number> {
+  /**
+   * The queue's counters, ours and the kernel's. With the queue rules' counter read, every packet
+   * offered to the queue is accounted for: `offered` = what the kernel numbered and sent
+   * (`numbered`) + what it would not take because the queue was full (`queue_dropped`, or
+   * `failopen_passed` under queue-fail-open, which the kernel does not count itself); of the
+   * numbered ones, what we never read (`unread`) was lost at a full socket (`user_dropped`, or
+   * passed under fail-open) or is still in the socket buffer.
+   */
+  async queueStats(): Promise<Record<string, number>> {
     const s = this.queue?.stats();
+    // Two reads, not one snapshot: exact once traffic pauses, off by the packets between them while it flows.
+    const offered = this.ruleset && this.mechanism ? await this.ruleset.queuedPackets(this.mechanism) : undefined;
     const k = readKernelQueueCounters().filter((c) => this.queues.includes(c.queue));
     const sum = (f: (c: KernelQueueCounters) => number) => k.reduce((a, c) => a + f(c), 0);
+    const received = s?.received ?? 0;
+    const numbered = sum((c) => c.lastId);
+    const full = offered === undefined ? undefined : Math.max(0, offered - numbered - sum((c) => c.queueDropped));
     return {
-      received: s?.received ?? 0,
+      received,
       verdicts: s?.verdicts ?? 0,
       bursts: s?.bursts ?? 0,
       batch_messages: s?.batchMessages ?? 0,
@@ -282,6 +295,8 @@ export class Datapath {
       waiting: sum((c) => c.waiting),
       queue_dropped: sum((c) => c.queueDropped),
       user_dropped: sum((c) => c.userDropped),
+      ...(offered === undefined ? {} : { offered, numbered, failopen_passed: full ?? 0 }),
+      unread: Math.max(0, numbered - received - sum((c) => c.userDropped)),
       ct_events: this.conntrack?.stats.events ?? 0,
       ct_event_overruns: this.conntrack?.stats.overruns ?? 0,
       ct_dumps: this.kernelCounters.dumps,

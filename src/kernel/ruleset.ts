@@ -165,7 +165,9 @@ export function renderTable(opts: RulesetOptions, mechanism: QueueMechanism): st
       lines.push(`\t\t${only}ct mark & ${rep} == ${rep} ct direction reply update @refresh { ct id timeout ${fp.refreshHold}s }`);
     }
     lines.push(`\t\t${only}ct mark & ${mark} == ${mark} counter comment "offloaded: not queued"`);
-    if (mechanism === 'nft-queue') lines.push(`\t\t${only}ct mark & ${mark} != ${mark} ${renderNftQueue(o)}`);
+    // The counter is what the queue was offered: the kernel counts neither what it passes on its
+    // own when the queue is full (fail-open) nor what it drops then, only that it did not deliver.
+    if (mechanism === 'nft-queue') lines.push(`\t\t${only}ct mark & ${mark} != ${mark} counter ${renderNftQueue(o)}`);
     lines.push('\t}');
     if (fp) {
       // After the queue's verdict (the xt NFQUEUE rule runs at priority filter, ours after it).
@@ -419,6 +421,28 @@ export class Ruleset {
     await this.must(tool, ['-X', chain], `deleting ${tool} chain ${chain}`);
   }
 
+  /**
+   * Packets the queue rules sent to the queue since install, over every hook and family: the
+   * packets offered to us, whether delivered, dropped or passed by the kernel. Undefined when the
+   * counters cannot be read.
+   */
+  async queuedPackets(mechanism: QueueMechanism): Promise<number | undefined> {
+    const o = this.options;
+    if (mechanism === 'nft-queue') {
+      const r = await this.run('nft', ['-j', 'list', 'table', 'inet', o.table]);
+      return r.code === 0 ? nftQueueCounter(r.stdout) : undefined;
+    }
+    let sum = 0;
+    for (const family of o.families) {
+      const r = await this.run(family === 4 ? 'iptables' : 'ip6tables', ['-w', '-n', '-v', '-x', '-L', xtChainName(o)]);
+      if (r.code !== 0) return undefined;
+      const n = xtQueueCounter(r.stdout);
+      if (n === undefined) return undefined;
+      sum += n;
+    }
+    return sum;
+  }
+
   /** Removes everything install() (or an interrupted detectNftQueue) may have left. */
   async remove(): Promise<void> {
     const o = this.options;
@@ -436,4 +460,34 @@ export class Ruleset {
       }
     }
   }
+}
+
+/** Sum of the packet counters of the rules that queue, in `nft -j list table` output. */
+export function nftQueueCounter(json: string): number | undefined {
+  let doc: { nftables?: Array<{ rule?: { expr?: Array<Record<string, unknown>> } }> };
+  try {
+    doc = JSON.parse(json) as typeof doc;
+  } catch {
+    return undefined;
+  }
+  let sum = 0;
+  let found = false;
+  for (const item of doc.nftables ?? []) {
+    const expr = item.rule?.expr;
+    if (!expr || !expr.some((e) => 'queue' in e)) continue;
+    const c = expr.find((e) => 'counter' in e)?.counter as { packets?: number } | undefined;
+    if (typeof c?.packets !== 'number') continue;
+    sum += c.packets;
+    found = true;
+  }
+  return found ? sum : undefined;
+}
+
+/** The NFQUEUE rule's packet counter in `iptables -n -v -x -L CHAIN` output. */
+export function xtQueueCounter(text: string): number | undefined {
+  for (const line of text.split('\n')) {
+    const f = line.trim().split(/\s+/);
+    if (f[2] === 'NFQUEUE' && /^\d+$/.test(f[0])) return Number(f[0]);
+  }
+  return undefined;
 }

@@ -1,7 +1,7 @@
 import t from 'tap';
 import {
   renderTable, renderLoad, renderXtRestore, renderNftQueue, xtQueueArgs, xtJumpArgs, xtChainName,
-  resolveRulesetOptions, Ruleset, DEFAULT_RULESET_OPTIONS, type Runner,
+  resolveRulesetOptions, Ruleset, DEFAULT_RULESET_OPTIONS, nftQueueCounter, xtQueueCounter, type Runner,
 } from '../../src/kernel/ruleset.js';
 
 const DEFAULT_TABLE = `table inet nfsessiond {
@@ -35,7 +35,7 @@ t.test('nft queue mechanism adds a queue rule that skips offloaded conntracks', 
   const text = renderTable(o, 'nft-queue');
   t.equal(text, DEFAULT_TABLE.replace(
     '"offloaded: not queued"\n',
-    '"offloaded: not queued"\n\t\tct mark & 0x00100000 != 0x00100000 queue flags bypass to 2-5\n',
+    '"offloaded: not queued"\n\t\tct mark & 0x00100000 != 0x00100000 counter queue flags bypass to 2-5\n',
   ));
   t.equal(renderNftQueue(resolveRulesetOptions({ bypass: false, queues: { first: 7, last: 7 } })), 'queue to 7');
   t.equal(renderNftQueue(resolveRulesetOptions()), 'queue flags bypass to 0');
@@ -53,13 +53,13 @@ t.test('one family, several hooks, custom table, mark and priority', (t) => {
 		type filter hook forward priority filter + 5; policy accept;
 		ct state new ip saddr . ip daddr . meta l4proto . th dport @pinholes4 counter ct mark set ct mark | 0x00000080
 		meta nfproto ipv4 ct mark & 0x00000080 == 0x00000080 counter comment "offloaded: not queued"
-		meta nfproto ipv4 ct mark & 0x00000080 != 0x00000080 queue flags bypass to 0
+		meta nfproto ipv4 ct mark & 0x00000080 != 0x00000080 counter queue flags bypass to 0
 	}
 	chain input {
 		type filter hook input priority filter + 5; policy accept;
 		ct state new ip saddr . ip daddr . meta l4proto . th dport @pinholes4 counter ct mark set ct mark | 0x00000080
 		meta nfproto ipv4 ct mark & 0x00000080 == 0x00000080 counter comment "offloaded: not queued"
-		meta nfproto ipv4 ct mark & 0x00000080 != 0x00000080 queue flags bypass to 0
+		meta nfproto ipv4 ct mark & 0x00000080 != 0x00000080 counter queue flags bypass to 0
 	}
 }
 `);
@@ -145,4 +145,40 @@ t.test('install flow: probe, table load, chains, jump only when absent', async (
   await new Ruleset({}, { runner: rm.runner }).remove();
   t.same(rm.log, ['nft list table ip filter', 'nft list table ip6 filter', 'nft list tables inet', 'nft delete table inet nfsessiond'],
     'no filter table: nothing iptables is run (it would create one)');
+});
+
+t.test('the queue rules\' packet counters are read from nft JSON and from iptables -v -x', async (t) => {
+  const nft = JSON.stringify({ nftables: [
+    { metainfo: { version: '1.0.6' } },
+    { rule: { chain: 'forward', expr: [{ match: { op: '==', left: { ct: { key: 'mark' } }, right: 1 } }, { counter: { packets: 9, bytes: 540 } }] } },
+    { rule: { chain: 'forward', expr: [{ match: { op: '!=' } }, { counter: { packets: 1234, bytes: 9 } }, { queue: { num: 0, flags: ['bypass'] } }] } },
+    { rule: { chain: 'input', expr: [{ counter: { packets: 66, bytes: 9 } }, { queue: { num: 0 } }] } },
+  ] });
+  t.equal(nftQueueCounter(nft), 1300, 'only the rules that queue, summed over hooks');
+  t.equal(nftQueueCounter(JSON.stringify({ nftables: [{ rule: { expr: [{ queue: { num: 0 } }] } }] })), undefined, 'a queue rule without counter');
+  t.equal(nftQueueCounter('not json'), undefined);
+  const xt = [
+    'Chain NFSESSIOND (3 references)',
+    '    pkts      bytes target     prot opt in     out     source               destination',
+    '     812    48720 RETURN     0    --  *      *       0.0.0.0/0            0.0.0.0/0            connmark match  0x100000/0x100000',
+    ' 4294967301 99 NFQUEUE    0    --  *      *       0.0.0.0/0            0.0.0.0/0            NFQUEUE num 0 bypass',
+  ].join('\n');
+  t.equal(xtQueueCounter(xt), 4294967301, 'the NFQUEUE rule, beyond 32 bits');
+  t.equal(xtQueueCounter(xt.split('\n').slice(0, 3).join('\n')), undefined, 'no NFQUEUE rule');
+});
+
+t.test('queuedPackets sums the NFQUEUE rule over the configured families (xt) or reads the table (nft)', async (t) => {
+  const calls: string[] = [];
+  const out: Record<string, string> = {
+    iptables: '    pkts bytes target prot opt in out source destination\n      40  2400 NFQUEUE  0 -- * * 0.0.0.0/0 0.0.0.0/0 NFQUEUE num 0\n',
+    ip6tables: '    pkts bytes target prot opt in out source destination\n       2   160 NFQUEUE  0 -- * * ::/0 ::/0 NFQUEUE num 0\n',
+    nft: JSON.stringify({ nftables: [{ rule: { expr: [{ counter: { packets: 7, bytes: 1 } }, { queue: { num: 0 } }] } }] }),
+  };
+  const runner = async (cmd: string, args: string[]) => { calls.push(`${cmd} ${args.join(' ')}`); return { code: 0, stdout: out[cmd] ?? '', stderr: '' }; };
+  const rs = new Ruleset({ families: [4, 6] }, { runner });
+  t.equal(await rs.queuedPackets('xt-nfqueue'), 42);
+  t.equal(await rs.queuedPackets('nft-queue'), 7);
+  t.same(calls, ['iptables -w -n -v -x -L NFSESSIOND', 'ip6tables -w -n -v -x -L NFSESSIOND', 'nft -j list table inet nfsessiond']);
+  const failing = new Ruleset({ families: [4] }, { runner: async () => ({ code: 1, stdout: '', stderr: 'no chain' }) });
+  t.equal(await failing.queuedPackets('xt-nfqueue'), undefined, 'unreadable counters are unknown, not zero');
 });

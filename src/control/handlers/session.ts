@@ -96,13 +96,15 @@ export function sessionHandlers(ctx: DaemonContext, views: ControlViews): Record
       if (!ctx.readKernel || !offloaded.length) return build();
       return ctx.readKernel(offloaded).then(build);
     },
-    'session.stat': () => {
+    'session.stat': async () => {
+      const queue = await ctx.queueStats();
       const now = ctx.now();
-      return withJournal(statOf(ctx.engine, now, ctx.queueStats(), matcher(now)));
+      return withJournal(statOf(ctx.engine, now, queue, matcher(now)));
     },
-    'session.full-stat': () => {
+    'session.full-stat': async () => {
+      const queue = await ctx.queueStats();
       const now = ctx.now();
-      return withJournal(fullStatOf(ctx.engine, now, ctx.queueStats(), matcher(now), kernelTable()));
+      return withJournal(fullStatOf(ctx.engine, now, queue, matcher(now), kernelTable()));
     },
     'session.clear': () => {
       const now = ctx.now();
