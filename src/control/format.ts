@@ -102,6 +102,12 @@ export interface StatView {
    */
   adaptive?: AdaptiveStat;
   counters: Record<string, number>;
+  /**
+   * Every packet the daemon decided (one per packet read from the queue), accepted or dropped,
+   * and the sessions it created: with `counters` and the queue's line, each packet offered is
+   * accounted for.
+   */
+  packets: { decided: number; accepted: number; dropped: number; new_sessions: number };
   queue?: Record<string, number>;
   /** The table journal (records, bytes, flushes, compactions, start-up replay, write errors). */
   journal?: Record<string, number>;
@@ -145,6 +151,7 @@ export function formatStat(s: StatView | FullStatView): string {
     ...Object.entries(s.tcp_states).map(([name, n]) => `\t ${n} in ${name} state`),
     'firewall error stat:',
     ...Object.entries(s.counters).map(([k, n]) => `${k}=${hex8(n)}`),
+    `packets: ${keyValues(s.packets)}`,
     `global: ses_limit=${s.ses_limit} ses6_limit=${s.ses6_limit} rt_limit=0 rt6_limit=0`,
     ...(s.adaptive ? adaptiveLines(s.adaptive) : []),
   ];

@@ -54,6 +54,7 @@ export function statOf(engine: SessionEngine, now: number, queue?: Record<string
       limit_drop: engine.admission.counters.refusedLimit,
       failopen_bypass: engine.admission.counters.bypassed,
     },
+    packets: { decided: c.packets, accepted: c.accepted, dropped: c.dropped, new_sessions: c.sessionsCreated },
     conserve: conserveLine(engine),
     ...(queue ? { queue } : {}),
   };

@@ -88,6 +88,7 @@ table_full=00000000
 offload_fail=00000000
 limit_drop=00000000
 failopen_bypass=00000000
+packets: decided=5 accepted=4 dropped=1 new_sessions=2
 global: ses_limit=100 ses6_limit=100 rt_limit=0 rt6_limit=0
 conserve: mode=off memory=0% reasons=- failopen=disable enter=0 leave=0 bypass_flows=0
 nfqueue: received=5 dropped=0
@@ -141,6 +142,7 @@ table_full=00000000
 offload_fail=00000000
 limit_drop=00000000
 failopen_bypass=00000000
+packets: decided=3 accepted=3 dropped=0 new_sessions=2
 global: ses_limit=100 ses6_limit=100 rt_limit=0 rt6_limit=0
 conserve: mode=off memory=0% reasons=- failopen=disable enter=0 leave=0 bypass_flows=0
 kernel conntrack: buckets=262144 max=262144 count=2
