@@ -23,12 +23,13 @@
 // Whole run is bounded (default budget 170 s); everything is cleaned up on exit or interrupt.
 
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, release, tmpdir, totalmem } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createTopology, type NsProcess, type Topology } from '../src/topology/netns.js';
 import { iperf3Client, iperf3Server, waitForTcpListen } from '../src/topology/peers.js';
+import { cpuMs } from '../src/topology/proc-stats.js';
 
 type ModeName = 'kernel' | 'nfq-c' | 'nfq-c-first' | 'daemon';
 const ALL_MODES: ModeName[] = ['kernel', 'nfq-c', 'nfq-c-first', 'daemon'];
@@ -213,18 +214,6 @@ interface Ctx {
 const IPERF_PORT = 5201;
 const CONN_PORT = 9000;
 
-/** User + system CPU time of a process (all its threads) in ms, from /proc/PID/stat; undefined when gone. */
-function cpuMs(pid: number): number | undefined {
-  try {
-    const st = readFileSync(`/proc/${pid}/stat`, 'latin1');
-    // Fields after the parenthesised command name: state is field 3, utime 14, stime 15.
-    const f = st.slice(st.lastIndexOf(')') + 2).split(' ');
-    return ((Number(f[11]) + Number(f[12])) * 1000) / CLK_TCK;
-  } catch {
-    return undefined;
-  }
-}
-const CLK_TCK = 100;
 
 /** consumerPid: the queue consumer whose CPU time per connection is reported (noise-robust efficiency). */
 async function measure(ctx: Ctx, r: ModeResult, consumerPid?: number): Promise<void> {

@@ -3,14 +3,14 @@
 // the flow into the kernel. Runs once per packet, so nothing here allocates beyond the decision.
 
 import { IPPROTO_TCP, IPPROTO_UDP, type FlowTuple } from '../packet/types.js';
-import { vdomSettings } from './engine-config.js';
+import { ttlFor, vdomSettings } from './engine-config.js';
 import type { EngineState } from './engine-state.js';
 import { adopt, attachHelper, inheritedPolicy, runHelper } from './helper-driver.js';
 import { verdictMark } from './kernel-cache.js';
 import { end, enter, newSession } from './lifecycle.js';
 import { tcpAdvance, tcpInitial, tcpPhase } from './tcp-state.js';
 import { established, rate, refreshes, setTimer } from './timers.js';
-import type { Decision, Direction, Effect, Packet, Session } from './types.js';
+import type { Decision, Direction, Effect, Packet, PolicyMatch, Session } from './types.js';
 
 /** A SYN queued this soon after the session's first is the same connection's, still in flight. */
 const SYN_IN_FLIGHT_MS = 1000;
@@ -98,7 +98,7 @@ function create(st: EngineState, p: Packet, now: number): Decision {
   const gate = st.admission.admit(t, pol, st.table.size, now);
   if (!gate.track) {
     if (gate.cause === 'table-full') st.counters.tableFull++;
-    return gate.decision;
+    return gate.decision.verdict === 'accept' && !p.watched ? bypassOffload(st, t, pol, gate.decision) : gate.decision;
   }
   const s = newSession(st, t, pol, state, p.indev, p.outdev, pkt.length, now);
   enter(st, s, now);
@@ -167,6 +167,24 @@ function firstPacketOffload(st: EngineState, s: Session): number | undefined {
     st.table.refile(s);
   }
   return verdictMark(kc.layout, cls, s.refreshDir);
+}
+
+/**
+ * A flow let through uninspected leaves the queue at its first packet, as a tracked one does:
+ * the verdict marks its kernel entry offloaded, under the kernel's timer class for its TTL. Were
+ * it left to the later conntrack update, the SYN/ACK would reach the queue first, and in a flood
+ * that lets flows through faster than the bypass set remembers them, it would be judged a TCP
+ * segment without SYN and dropped.
+ */
+function bypassOffload(st: EngineState, t: FlowTuple, pol: PolicyMatch, d: Decision): Decision {
+  // Uninspected is not untranslated: the policy's NAT applies all the same.
+  const nat = pol.natMark ?? 0;
+  const kc = st.config.kernelCache;
+  const cls = kc && st.config.offload ? kc.classes.classFor(t.proto, ttlFor(st.config, t, pol.vd).timeout) : undefined;
+  if (!kc || !cls) return nat ? { ...d, mark: nat } : d;
+  // The mark does what the conntrack update would, and the entry is not there yet to update.
+  const effects = d.effects.filter((e) => !(e.kind === 'offload' && e.serial === 0));
+  return { ...d, effects, mark: (verdictMark(kc.layout, cls, 'both') | nat) >>> 0 };
 }
 
 function update(st: EngineState, s: Session, dir: Direction, p: Packet, now: number): Decision {

@@ -6,6 +6,7 @@ import { SessionEngine } from '../../src/engine/engine.js';
 import { ACCEPT_ALL, defaultEngineConfig, type EngineConfig } from '../../src/engine/engine-config.js';
 import { defaultLimits, type LimitsConfig } from '../../src/engine/limits.js';
 import type { Effect, Packet } from '../../src/engine/types.js';
+import { markLayout, sessionTtls, TimerClasses, verdictMark } from '../../src/engine/kernel-cache.js';
 import { TCP_ACK, TCP_RST, TCP_SYN, type FlowTuple } from '../../src/packet/types.js';
 
 const S = '203.0.113.2';
@@ -179,6 +180,35 @@ t.test('av-failopen pass: uninspected while full, offloaded to the kernel, track
   t.equal(e.handlePacket(synack('198.51.100.2', 2), 400).reason, 'failopen-flow:pass');
   e.kernelReport({ event: 'destroy', orig: { family: 4, proto: 6, src: '198.51.100.2', dst: S, sport: 2, dport: 80 }, reply: { family: 4, proto: 6, src: S, dst: '198.51.100.2', sport: 80, dport: 2 } }, 500);
   t.equal(e.admission.bypassFlows, 0, 'the kernel entry is gone: so is the bypass entry');
+  t.end();
+});
+
+t.test('av-failopen pass with the first-packet datapath: the verdict marks the flow offloaded, with the policy\'s NAT', (t) => {
+  const classes = new TimerClasses({ halfOpen: 10, halfClose: 120, timeWait: 1 });
+  for (const c of classes.ensure(sessionTtls({ defaultTtl: 3600, ttlRules: [], vdoms: [] }, []))) c.installed = true;
+  const kernelCache = { layout: markLayout(0x00100000), classes, refreshHold: 604800 };
+  const cls = classes.classFor(6, 3600)!;
+  const natMark = 0x00000200;
+  const e = engine({ failopenSession: true, failopen: 'pass' }, {
+    maxSessions: 1, offload: true, kernelCache, defaultTtl: 3600,
+    policy: () => ({ ...ACCEPT_ALL, natMark }),
+  });
+  e.handlePacket(syn('198.51.100.2', 1), 0);
+  const d = e.handlePacket(syn('198.51.100.2', 2), 100);
+  t.same([d.verdict, d.reason, d.session], ['accept', 'failopen-pass:table-full', undefined]);
+  t.equal(d.mark, (verdictMark(kernelCache.layout, cls, 'both') | natMark) >>> 0, 'offload bit, timer class and NAT selector in the verdict');
+  t.ok((d.mark! & 0x00100000) !== 0);
+  t.same(d.effects.map((x) => x.kind), ['conserve'], 'no conntrack update: the entry does not exist yet, the mark does it');
+  // Without the first-packet datapath the flow still gets the NAT selector and the later update.
+  const plain = engine({ failopenSession: true, failopen: 'pass' }, { maxSessions: 1, offload: true, policy: () => ({ ...ACCEPT_ALL, natMark }) });
+  plain.handlePacket(syn('198.51.100.2', 1), 0);
+  const p = plain.handlePacket(syn('198.51.100.2', 2), 100);
+  t.same([p.mark, p.effects.map((x) => x.kind)], [natMark, ['conserve', 'offload']]);
+  // A refused flow gets no mark at all.
+  const refuse = engine({ failopenSession: false }, { maxSessions: 1, offload: true, kernelCache });
+  refuse.handlePacket(syn('198.51.100.2', 1), 0);
+  const r = refuse.handlePacket(syn('198.51.100.2', 2), 100);
+  t.same([r.verdict, r.mark], ['drop', undefined]);
   t.end();
 });
 
