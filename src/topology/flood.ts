@@ -62,6 +62,9 @@ export async function prepareFlood(topo: Topology, tools: { acceptServer: string
       + `\tchain forwarded {\n\t\ttype filter hook postrouting priority 400; policy accept;\n\t\t${syn}\n\t}\n}\n`,
   });
   // A server under a SYN flood answers with cookies once its backlog is full; that is its job.
+  // It answers each SYN once: a retransmitted SYN/ACK of one run would reach the queue of the
+  // next as a segment of no session, and the counts of each run are to be its own.
+  await topo.execOk('server', ['sysctl', '-q', '-w', 'net.ipv4.tcp_synack_retries=0']);
   const acc = topo.spawn('server', [tools.acceptServer, '::', String(FLOOD_PORT)], { quiet: true });
   await waitForTcpListen(topo, 'server', FLOOD_PORT, { timeoutMs: 5000 }).catch((e: Error) => { throw new Error(`accept-server (pid ${acc.pid}): ${e.message}`); });
   const echo = topo.spawn('server', [process.execPath, fixturePath('pingpong.mjs'), '--listen', String(PINGPONG_PORT)]);
@@ -110,4 +113,61 @@ export async function flood(topo: Topology, tools: { synFlood: string }, seconds
   const r = await topo.execOk('client', [tools.synFlood, FLOOD_FIRST, String(FLOOD_SOURCES), topo.addr.server.v4, String(FLOOD_PORT), String(seconds), String(pps)],
     { timeoutMs: (seconds + 30) * 1000 });
   return JSON.parse(r.stdout.trim().split('\n').pop() ?? '') as GeneratorResult;
+}
+
+/** The stat view's figures a flood is accounted with (the parts of `diagnose sys session stat --json` used). */
+export interface FloodStat {
+  session_count: number;
+  counters: Record<string, number>;
+  packets: { decided: number; accepted: number; dropped: number; new_sessions: number };
+  queue?: Record<string, number>;
+}
+
+/** What happened between two stat views, by fate. */
+export interface FloodAccount {
+  decided: number; dropped: number; created: number; bypassed: number; limitDrop: number;
+  offered: number; numbered: number; received: number; queueDropped: number; userDropped: number; failopenPassed: number; unread: number;
+}
+
+export function floodAccount(s0: FloodStat, s1: FloodStat): FloodAccount {
+  const q = (k: string) => (s1.queue?.[k] ?? 0) - (s0.queue?.[k] ?? 0);
+  return {
+    decided: s1.packets.decided - s0.packets.decided,
+    dropped: s1.packets.dropped - s0.packets.dropped,
+    created: s1.packets.new_sessions - s0.packets.new_sessions,
+    bypassed: (s1.counters.failopen_bypass ?? 0) - (s0.counters.failopen_bypass ?? 0),
+    limitDrop: (s1.counters.limit_drop ?? 0) - (s0.counters.limit_drop ?? 0),
+    offered: q('offered'), numbered: q('numbered'), received: q('received'),
+    queueDropped: q('queue_dropped'), userDropped: q('user_dropped'), failopenPassed: q('failopen_passed'),
+    unread: s1.queue?.unread ?? 0,
+  };
+}
+
+/**
+ * The accounting identities of a flood with `queue-fail-open disable`, each true or false: the
+ * router's own counts against the daemon's. Every drop is a flood SYN there (the established
+ * flows are offloaded, the SYN/ACKs of admitted or bypassed flows never reach the queue).
+ */
+export function floodChecks(a: FloodAccount, router: RouterCount): Record<string, boolean> {
+  return {
+    'not forwarded = dropped by the daemon + by the queue': router.arrived - router.forwarded === a.dropped + a.queueDropped + a.userDropped,
+    'forwarded = new sessions + fail-open flows': router.forwarded === a.created + a.bypassed,
+    'offered = numbered + dropped as full': a.offered === a.numbered + a.queueDropped,
+    'nothing passed by the kernel uninspected': a.failopenPassed === 0,
+    'every numbered packet read': a.unread === 0,
+    'every packet read decided': a.decided === a.received,
+  };
+}
+
+/** Polls the stat view until the queue is empty and the counts stand still twice in a row. */
+export async function settledStat<T extends FloodStat>(stat: () => Promise<T>, timeoutMs = 30_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last = '';
+  for (;;) {
+    const s = await stat();
+    const key = JSON.stringify([s.packets, s.queue]);
+    if ((key === last && (s.queue?.waiting ?? 0) === 0) || Date.now() > deadline) return s;
+    last = key;
+    await new Promise((r) => setTimeout(r, 500));
+  }
 }

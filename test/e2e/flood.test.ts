@@ -16,7 +16,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import { withTopology } from '../../src/topology/netns.js';
-import { buildFloodTools, flood, flowProgress, prepareFlood, readRouterCount, startFlows, stopFlows } from '../../src/topology/flood.js';
+import {
+  buildFloodTools, flood, floodAccount, floodChecks, flowProgress, prepareFlood, readRouterCount, settledStat, startFlows, stopFlows,
+} from '../../src/topology/flood.js';
 import { rssKiB } from '../../src/topology/proc-stats.js';
 import type { StatView } from '../../src/control/format.js';
 import { eventually, startDaemon } from '../lib/daemon.js';
@@ -60,7 +62,7 @@ for (const mode of ['refuse', 'pass'] as const) {
       // Offloaded before the flood: their packets no longer reach the queue.
       await eventually(async () => ((await d.json<{ sessions: Array<{ offloaded?: boolean }> }>('diagnose', 'sys', 'session', 'list')).sessions
         .filter((s) => s.offloaded).length >= 4 ? true : undefined));
-      const s0 = await stat();
+      const s0 = await settledStat(stat, 10_000);
       const rss0 = rssKiB(d.proc.pid) ?? 0;
       const p0 = await flowProgress(flows);
 
@@ -79,46 +81,26 @@ for (const mode of ['refuse', 'pass'] as const) {
       const p1 = await flowProgress(flows);
 
       // Quiet again: the queue has drained and the counts stand still.
-      let last = '';
-      const s1 = await eventually(async () => {
-        const s = await stat();
-        const key = JSON.stringify([s.packets, s.queue]);
-        const settled = key === last && s.queue?.waiting === 0;
-        last = key;
-        return settled ? s : undefined;
-      }, 30_000, 500) ?? await stat();
+      const s1 = await settledStat(stat);
       const count = await readRouterCount(topo);
       const ended = await stopFlows(flows);
-      const q0 = s0.queue ?? {};
-      const q1 = s1.queue ?? {};
-      const dq = (k: string) => (q1[k] ?? 0) - (q0[k] ?? 0);
-      const dropped = s1.packets.dropped - s0.packets.dropped;
-      const created = s1.packets.new_sessions - s0.packets.new_sessions;
-      const bypassed = s1.counters.failopen_bypass - s0.counters.failopen_bypass;
-      const limitDrop = s1.counters.limit_drop - s0.counters.limit_drop;
+      const a = floodAccount(s0, s1);
       const maxRss = Math.max(rss0, ...samples.map((x) => x.rss));
       t.comment(`generator: ${gen.sent} SYNs in ${gen.seconds} s (${gen.pps}/s, ${gen.failed} not sent); router: arrived ${count.arrived}, forwarded ${count.forwarded}`);
-      t.comment(`daemon: decided ${s1.packets.decided - s0.packets.decided}, dropped ${dropped}, new sessions ${created}, bypassed ${bypassed}, limit_drop ${limitDrop}; `
-        + `queue: offered ${dq('offered')}, queue_dropped ${dq('queue_dropped')}, user_dropped ${dq('user_dropped')}, failopen_passed ${dq('failopen_passed')}, unread ${q1.unread}`);
+      t.comment(`daemon and queue: ${JSON.stringify(a)}`);
       t.comment(`sessions sampled: max ${Math.max(...samples.map((x) => x.sessions))} of ${LIMIT}; RSS ${rss0} KiB before, ${maxRss} KiB at most`);
       t.comment(`flows: ${ended.map((f) => `${f.proto} sent ${f.sent} echoed ${f.echoed} max gap ${f.maxGapMs} ms`).join('; ')}`);
 
       t.ok(count.arrived > LIMIT * 4, `the flood was far beyond the limit (${count.arrived} SYNs arrived)`);
-      t.equal(count.arrived - count.forwarded, dropped + dq('queue_dropped') + dq('user_dropped'),
-        'every SYN the router did not forward was dropped by the daemon or by the full queue, and counted');
-      t.equal(count.forwarded, created + bypassed, 'every SYN forwarded made a session or was let through by fail-open');
-      t.equal(dq('failopen_passed'), 0, 'the kernel passed nothing uninspected (queue-fail-open disable)');
-      t.equal(q1.unread, 0, 'every packet the kernel numbered was read');
-      t.equal(dq('offered'), dq('numbered') + dq('queue_dropped'), 'every packet offered to the queue was numbered or dropped as full');
-      t.equal(s1.packets.decided - s0.packets.decided, dq('received'), 'every packet read was decided');
+      for (const [what, holds] of Object.entries(floodChecks(a, count))) t.ok(holds, what);
       if (mode === 'refuse') {
-        t.equal(dropped, limitDrop, 'every packet the daemon dropped was refused by the session limit');
-        t.equal(bypassed, 0, 'nothing let through without a session');
-        t.ok(limitDrop > 0, 'the limit refused new sessions');
+        t.equal(a.dropped, a.limitDrop, 'every packet the daemon dropped was refused by the session limit');
+        t.equal(a.bypassed, 0, 'nothing let through without a session');
+        t.ok(a.limitDrop > 0, 'the limit refused new sessions');
       } else {
-        t.equal(dropped, 0, 'the daemon dropped nothing: over the limit, flows pass uninspected');
-        t.equal(limitDrop, 0);
-        t.ok(bypassed > 0, 'fail-open let flows through');
+        t.equal(a.dropped, 0, 'the daemon dropped nothing: over the limit, flows pass uninspected');
+        t.equal(a.limitDrop, 0);
+        t.ok(a.bypassed > 0, 'fail-open let flows through');
       }
       t.ok(samples.length > 0 && samples.every((x) => x.sessions <= LIMIT), 'the table never held more than the limit');
       t.ok(maxRss - rss0 < 256 * 1024, `memory stayed bounded (RSS grew ${maxRss - rss0} KiB)`);
