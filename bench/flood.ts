@@ -15,6 +15,7 @@
 //
 // Usage: node dist/bench/flood.js [--seconds 60] [--baseline-seconds 10] [--limit 50000]
 //                                 [--phases refuse,pass,kernel,nfq-c] [--out FILE]
+//                                 [--profile DIR]   (a V8 CPU profile of each daemon phase)
 
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -31,10 +32,10 @@ import { cpuMs, rssKiB } from '../src/topology/proc-stats.js';
 type Phase = 'kernel' | 'nfq-c' | 'refuse' | 'pass';
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
-interface Options { seconds: number; baselineSeconds: number; limit: number; phases: Phase[]; out: string }
+interface Options { seconds: number; baselineSeconds: number; limit: number; phases: Phase[]; out: string; profileDir: string }
 
 function parseArgs(argv: string[]): Options {
-  const o: Options = { seconds: 60, baselineSeconds: 10, limit: 50000, phases: ['refuse', 'pass', 'kernel', 'nfq-c'], out: join(ROOT, 'bench', 'results', 'flood.json') };
+  const o: Options = { seconds: 60, baselineSeconds: 10, limit: 50000, phases: ['refuse', 'pass', 'kernel', 'nfq-c'], out: join(ROOT, 'bench', 'results', 'flood.json'), profileDir: '' };
   for (let i = 0; i < argv.length; i++) {
     const v = argv[i + 1];
     switch (argv[i]) {
@@ -43,6 +44,7 @@ function parseArgs(argv: string[]): Options {
       case '--limit': o.limit = Number(v); i++; break;
       case '--phases': o.phases = v.split(',') as Phase[]; i++; break;
       case '--out': o.out = resolve(v); i++; break;
+      case '--profile': o.profileDir = resolve(v); i++; break;
       default: throw new Error(`unknown argument ${argv[i]} (see the usage at the top of bench/flood.ts)`);
     }
   }
@@ -136,7 +138,8 @@ async function runDaemon(topo: Topology, tools: ReturnType<typeof buildFloodTool
   writeFileSync(cfg, daemonConfig(phase, opt.limit));
   const control = join(dir, 'control.sock');
   const cli = join(ROOT, 'dist', 'src', 'cli.js');
-  const proc = topo.spawn('router', [process.execPath, cli, 'run', '--config', cfg, '--control', control, '--state-dir', dir], { captureLimit: 256 * 1024 });
+  const prof = opt.profileDir ? ['--cpu-prof', `--cpu-prof-dir=${opt.profileDir}`, `--cpu-prof-name=flood-${phase}.cpuprofile`] : [];
+  const proc = topo.spawn('router', [process.execPath, ...prof, cli, 'run', '--config', cfg, '--control', control, '--state-dir', dir], { captureLimit: 256 * 1024 });
   try {
     await proc.waitForLine(/"msg":"ready"/, { timeoutMs: 30_000 });
     const stat = async (): Promise<FloodStat> => {

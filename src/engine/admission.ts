@@ -34,13 +34,14 @@ import { ServiceAccounting } from './accounting.js';
 import { ConserveState, type ConserveChange, type FullLimit, type MemoryLevel } from './conserve.js';
 import { globalRoom, SERVICES, vdomLimit, type FailopenMode, type ServiceName } from './limits.js';
 import { UserTable } from './users.js';
+import { ActivityList, type Linked } from './activity-list.js';
 import type { Decision, Effect, FlowTuple, PolicyMatch, Session } from './types.js';
 
 export type AdmitCause = 'table-full' | 'vdom-session-limit' | 'user-limit' | 'vdom-user-limit' | 'memory-red' | 'memory-extreme' | 'one-shot-latched';
 
 export type AdmitResult = { track: true } | { track: false; cause: AdmitCause; decision: Decision };
 
-interface BypassEntry {
+interface BypassEntry extends Linked<BypassEntry> {
   orig: FlowTuple;
   keys: [string, string];
   vd: number;
@@ -111,7 +112,7 @@ export class Admission {
   /** Bypassed flows by the key of either direction. */
   private readonly bypass = new Map<string, BypassEntry>();
   /** The same entries once each, oldest activity first. */
-  private readonly bypassOrder = new Map<string, BypassEntry>();
+  private readonly bypassOrder = new ActivityList<BypassEntry>();
 
   constructor(private readonly cfg: () => EngineConfig) {}
 
@@ -179,14 +180,13 @@ export class Admission {
     this.forget(this.bypass.get(keys[0]));
     this.forget(this.bypass.get(keys[1]));
     const most = bypassBound(this.cfg().maxSessions);
-    for (const old of this.bypassOrder.values()) {
-      if (this.bypassOrder.size < most) break;
+    for (let old = this.bypassOrder.oldest(); old && this.bypassOrder.size >= most; old = this.bypassOrder.oldest()) {
       this.forget(old);
       this.counters.bypassEvicted++;
     }
     this.bypass.set(keys[0], e);
     this.bypass.set(keys[1], e);
-    this.bypassOrder.set(keys[0], e);
+    this.bypassOrder.touch(e);
     const off = this.offloadOf(e);
     if (off) effects.push(off);
     return { track: false, cause, decision: { verdict: 'accept', reason: `failopen-${mode}:${cause}`, effects } };
@@ -207,8 +207,7 @@ export class Admission {
     e.lastSeen = now;
     e.packets++;
     this.counters.bypassPackets++;
-    this.bypassOrder.delete(e.keys[0]);
-    this.bypassOrder.set(e.keys[0], e);
+    this.bypassOrder.touch(e);
     const off = this.offloadOf(e);
     return { verdict: 'accept', reason: `failopen-flow:${e.mode}`, effects: off ? [off] : [] };
   }
@@ -221,7 +220,7 @@ export class Admission {
   private forget(e: BypassEntry | undefined): void {
     if (!e) return;
     for (const k of e.keys) if (this.bypass.get(k) === e) this.bypass.delete(k);
-    if (this.bypassOrder.get(e.keys[0]) === e) this.bypassOrder.delete(e.keys[0]);
+    this.bypassOrder.remove(e);
   }
 
   /** A session entered the table. */
@@ -307,10 +306,7 @@ export class Admission {
   tick(now: number, tableSize: number): Effect[] {
     const L = this.cfg().limits;
     this.users.expire(now, L.userIdleTimeout);
-    for (const e of this.bypassOrder.values()) {
-      if (e.lastSeen + L.bypassIdleTimeout * 1000 > now) break;
-      this.forget(e);
-    }
+    for (let e = this.bypassOrder.oldest(); e && e.lastSeen + L.bypassIdleTimeout * 1000 <= now; e = this.bypassOrder.oldest()) this.forget(e);
     const effects: Effect[] = [];
     // "you must set av-failopen to either pass or off to restart": a config without one-shot resets.
     if (this.conserve.oneShotLatched && L.failopen !== 'one-shot') effects.push(...this.resetOneShot(now, 'config').effects);
