@@ -4,7 +4,7 @@
 
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import { loadConfigFile, parseConfig, ConfigErrors, engineConfigFor, type DaemonConfig } from './config/load.js';
+import { loadConfigFile, parseConfig, ConfigErrors, engineConfigFor, policyFingerprint, type DaemonConfig } from './config/load.js';
 import { keepRestartOnly } from './config/restart-only.js';
 import { controlPath } from './control/protocol.js';
 import { ControlServer } from './control/server.js';
@@ -279,7 +279,9 @@ export class Daemon {
           'table journal: replayed up to a torn or corrupt record; it and the records after it are dropped');
       }
       const restored = this.engine.restore(r.snapshot, now);
-      effects = restored.effects;
+      // The table was written under the policies of its time; packets of restored sessions are
+      // decided from here on, so they meet the running policies before any of them.
+      effects = [...restored.effects, ...this.recheckPolicies(now, 'table restored')];
       seq = j.lastSeq;
       this.log.info({ path: r.path, savedAt: new Date(r.snapshot.savedAt).toISOString(), crash: r.crash, journalApplied: j.applied, journalSkipped: j.skipped,
         journalDropped: j.dropped, expiryExtended: r.extended, freshHelperStates: r.freshHelpers, ...restored.report }, 'table restored from snapshot');
@@ -287,6 +289,15 @@ export class Daemon {
     this.store = new TableStore(this.stateDir, this.log, seq);
     if (r.kind === 'ok') this.store.started(r.replay.applied, r.replay.dropped);
     this.store.compact(this.engine.snapshot(Date.now()), Date.now());
+    return effects;
+  }
+
+  /** Sessions the running policies no longer admit end; those another policy admits move to it. */
+  private recheckPolicies(now: number, why: string): Effect[] {
+    const { effects, report } = this.engine.recheckPolicies(now);
+    if (report.ended || report.moved) {
+      this.log.warn({ why, ...report }, 'policies changed: sessions no policy admits now ended (with the sessions their expectations became), the others moved to the policy that admits them');
+    } else if (report.checked) this.log.info({ why, checked: report.checked }, 'policies changed: every session looked up again is still admitted by its policy');
     return effects;
   }
 
@@ -475,6 +486,10 @@ export class Daemon {
       this.log.level = next.logLevel;
       const added = this.ensureClasses(next);
       this.engine.config = this.engineConfig(next);
+      if (this.datapath && policyFingerprint(prev) !== policyFingerprint(next)) {
+        const now = Date.now();
+        this.apply(this.recheckPolicies(now, 'config reload'), now);
+      }
       if (added.length) {
         this.datapath?.addTimerClasses(added).then(
           () => this.log.info({ classes: added.map((c) => c.name) }, 'conntrack timeout objects added for new TTLs'),

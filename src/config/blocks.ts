@@ -129,6 +129,7 @@ export const BLOCKS: Record<string, BlockSpec> = {
     fields: {
       'tcp-session-without-syn': { type: 'flag', default: false, help: 'Accept a TCP session whose first packet is not a SYN.' },
       'implicit-policy': { type: 'enum', values: ['deny', 'accept'], default: 'deny', help: 'What traffic that matches no policy gets (policy id 0).' },
+      'firewall-session-dirty': { type: 'enum', values: ['check-all', 'check-new', 'check-policy-option'], default: 'check-all', help: 'When the policies change (a reload, or a start that restored the table): check-all looks up every session again, ending those no policy admits now and moving the others to the policy that admits them; check-new applies the change to new sessions only; check-policy-option: each policy\'s own firewall-session-dirty says.' },
     },
   },
 };
@@ -214,6 +215,7 @@ export const TABLES: Record<string, TableSpec> = {
         nat: { type: 'flag', default: false, help: 'Source NAT for its sessions: the kernel translates them (nft masquerade: the egress interface\'s address, ports as the kernel picks them), or to an IP pool with ippool.' },
         ippool: { type: 'flag', default: false, help: 'With nat: translate the source to the IP pool named by poolname instead of the egress interface\'s address.' },
         poolname: { ...NAMES, help: "The 'config firewall ippool' entry used with ippool (one)." },
+        'firewall-session-dirty': { type: 'enum', values: ['check-all', 'check-new'], default: 'check-all', help: "With the domain's firewall-session-dirty check-policy-option: whether a policy change looks up this policy's sessions again (check-all) or leaves them be (check-new)." },
         comments: { type: 'string', default: '', help: 'Free text.' },
       },
     },

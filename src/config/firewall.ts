@@ -285,6 +285,7 @@ export function readVdomPolicies(name: string, tables: VdomTables, implicit: 'ac
       log: v.logtraffic !== 'disable',
       sessionTtl: v['session-ttl'] as number,
       ...(natIndex && v.action === 'accept' ? { natMark: nat.mark(natIndex) } : {}),
+      ...(v['firewall-session-dirty'] === 'check-new' ? { checkNew: true } : {}),
     });
   }
   return { name, rules, implicit };

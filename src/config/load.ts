@@ -3,7 +3,7 @@
 
 import { readFileSync } from 'node:fs';
 import { defaultEngineConfig, type EngineConfig, type TtlRule, type VdomSessionSettings } from '../engine/engine-config.js';
-import { acceptAllPolicySet, compilePolicy, type PolicySet, type VdomPolicies } from '../engine/policy.js';
+import { acceptAllPolicySet, compileDirtyCheck, compilePolicy, type PolicySet, type SessionDirty, type VdomPolicies } from '../engine/policy.js';
 import type { RefreshDirection, Verdict } from '../engine/types.js';
 import { BLOCKS, TABLES, VDOM_SCOPED } from './blocks.js';
 import { readVdomPolicies, type NatCollect } from './firewall.js';
@@ -229,9 +229,11 @@ export function parseConfig(text: string, file = '<config>'): DaemonConfig {
     },
   };
   const perVdom: VdomSessionSettings[] = [];
+  const dirtyModes: SessionDirty[] = [];
   const policyVdoms: VdomPolicies[] = [];
   for (const [name, scope] of vdoms) {
     const settings = block('system settings', scope).values;
+    dirtyModes.push(settings['firewall-session-dirty'] as SessionDirty);
     perVdom.push({ name, ...readTtl(scope, file, errors), tcpSessionWithoutSyn: settings['tcp-session-without-syn'] as boolean });
     policyVdoms.push(readVdomPolicies(name, {
       address: table('firewall address', scope),
@@ -306,6 +308,7 @@ export function parseConfig(text: string, file = '<config>'): DaemonConfig {
       offloadMark: sys['offload-mark'] as number,
       malformedVerdict: sys['malformed-verdict'] as Verdict,
       policy: compilePolicy(policies, (i) => `if${i}`),
+      dirtyCheck: compileDirtyCheck(policies, dirtyModes),
       helpers: new HelperTable(helperBindings),
       helperOptions: { ftpThirdParty: hopt['ftp-third-party'] as boolean, sipMediaAnyPeer: hopt['sip-media-any-peer'] as boolean },
       expectations: {
@@ -318,6 +321,11 @@ export function parseConfig(text: string, file = '<config>'): DaemonConfig {
       ...limits,
     }),
   };
+}
+
+/** Equal for two configs with the same policies: a reload looks the sessions up again only when they differ. */
+export function policyFingerprint(cfg: DaemonConfig): string {
+  return JSON.stringify(cfg.policies, (_k, v: unknown) => (v instanceof Uint8Array ? Array.from(v) : v));
 }
 
 /** The engine config with policies resolving interface indexes through `ifname` (the daemon's sysfs view). */

@@ -80,6 +80,11 @@ export interface EngineConfig {
   expectations: ExpectationConfig;
   /** The policy lookup; the config layer builds it from `config firewall policy`. */
   policy: (t: FlowTuple, indev: number, outdev: number, icmpType?: number) => PolicyMatch;
+  /**
+   * Whether a change of the policies looks up a session of this VDOM and policy again
+   * (firewall-session-dirty); the vendor's default re-checks every session.
+   */
+  dirtyCheck: (vd: number, policyId: number) => boolean;
 }
 
 export const ACCEPT_ALL: PolicyMatch = { policyId: 1, action: 'accept', logTraffic: true, vd: 0 };
@@ -100,6 +105,7 @@ export function defaultEngineConfig(over: Partial<EngineConfig> = {}): EngineCon
     unrelatedIcmpErrorVerdict: 'drop',
     tcpSessionWithoutSyn: false,
     policy: () => ACCEPT_ALL,
+    dirtyCheck: () => true,
     vdomNames: ['root'],
     limits: defaultLimits(),
     vdoms: [],

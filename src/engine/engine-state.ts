@@ -38,7 +38,7 @@ export interface EngineCounters {
 function newCounters(): EngineCounters {
   return {
     packets: 0, accepted: 0, dropped: 0, malformed: {}, fragments: 0, sessionsCreated: 0,
-    sessionsEnded: { ttl: 0, 'tcp-close': 0, 'kernel-destroy': 0, 'kernel-gone': 0, clear: 0, replaced: 0, 'parent-closed': 0 },
+    sessionsEnded: { ttl: 0, 'tcp-close': 0, 'kernel-destroy': 0, 'kernel-gone': 0, clear: 0, replaced: 0, 'parent-closed': 0, dirty: 0 },
     policyDenied: 0, tcpWithoutSyn: 0, icmpErrorsRelated: 0, icmpErrorsUnrelated: 0, tableFull: 0,
     clash: 0, offloadRequests: 0, offloadFailures: 0, helperErrors: 0, deleted: 0, flushes: 0,
     adaptiveExpired: 0,

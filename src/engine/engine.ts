@@ -15,10 +15,11 @@ import { helperSlot } from './helper-driver.js';
 import type { KernelReading } from './kernel-cache.js';
 import { kernelReading, kernelReport, offloadResult, reconcileDump, reconcileRestart, reconcileUnowned } from './kernel-reconcile.js';
 import { clear, setupRate } from './lifecycle.js';
+import { recheckPolicies, type RecheckReport } from './policy-recheck.js';
 import { adaptiveLimits, effectiveExpiry, factorWithout, type AdaptiveLimit } from './timers.js';
 import type { Decision, Direction, Effect, KernelFlowReport, Packet, Session } from './types.js';
 
-export type { AdaptiveLimit, AdoptReport, EngineCounters, EngineSnapshot, HelperSlot, PeerTable, RestoreReport };
+export type { AdaptiveLimit, AdoptReport, EngineCounters, EngineSnapshot, HelperSlot, PeerTable, RecheckReport, RestoreReport };
 
 export class SessionEngine {
   private readonly st: EngineState;
@@ -109,6 +110,12 @@ export class SessionEngine {
   reconcileUnowned(conns: KernelFlowReport[], route: (addr: string) => number | undefined, now: number): { effects: Effect[]; adopted: number; cut: number } {
     return this.done(reconcileUnowned(this.st, conns, route, now));
   }
+
+  /**
+   * The policies changed (a reload, a restored table): sessions no policy admits now end, those
+   * another policy admits move to it (policy-recheck.ts).
+   */
+  recheckPolicies(now: number): { effects: Effect[]; report: RecheckReport } { return this.done(recheckPolicies(this.st, now)); }
 
   /** The kernel confirmed (or refused) the offload the engine asked for. */
   offloadResult(serial: number, ok: boolean): void { this.done(offloadResult(this.st, serial, ok)); }

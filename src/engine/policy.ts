@@ -38,6 +38,8 @@ export interface PolicyRule {
   sessionTtl: number;
   /** Packet mark bits that select the kernel's source NAT for its sessions (nat.ts); absent: none. */
   natMark?: number;
+  /** Its sessions are left be when the policies change (firewall-session-dirty check-new). */
+  checkNew?: boolean;
 }
 
 export interface VdomPolicies {
@@ -135,5 +137,22 @@ export function acceptAllPolicySet(): PolicySet {
   return {
     vdoms: [{ name: 'root', implicit: 'deny', rules: [{ id: 1, name: 'accept-all', enabled: true, srcintf: ['any'], dstintf: ['any'], src: all, dst: all, services: [{ proto: 0 }], action: 'accept', log: true, sessionTtl: 0 }] }],
     interfaceVdom: {},
+  };
+}
+
+/** What a change of the policies does to the sessions they admitted (firewall-session-dirty). */
+export type SessionDirty = 'check-all' | 'check-new' | 'check-policy-option';
+
+/**
+ * Whether a change of the policies looks up again the sessions of policy `policyId` in VDOM `vd`:
+ * the domain's mode, and with check-policy-option the option of the policy that now has that id
+ * (the implicit policy 0 and an id that is gone: check-all).
+ */
+export function compileDirtyCheck(set: PolicySet, modes: readonly SessionDirty[]): (vd: number, policyId: number) => boolean {
+  const checkNew = set.vdoms.map((v) => new Set(v.rules.filter((r) => r.checkNew).map((r) => r.id)));
+  return (vd, policyId) => {
+    const mode = modes[vd] ?? modes[0] ?? 'check-all';
+    if (mode === 'check-policy-option') return !checkNew[vd]?.has(policyId);
+    return mode === 'check-all';
   };
 }

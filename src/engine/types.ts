@@ -133,7 +133,8 @@ export interface Packet extends PacketMeta {
   data?: Buffer;
 }
 
-export type SessionEndReason = 'ttl' | 'tcp-close' | 'kernel-destroy' | 'kernel-gone' | 'clear' | 'replaced' | 'parent-closed';
+/** `dirty`: a changed policy no longer admits the session (or the session it was expected by). */
+export type SessionEndReason = 'ttl' | 'tcp-close' | 'kernel-destroy' | 'kernel-gone' | 'clear' | 'replaced' | 'parent-closed' | 'dirty';
 
 export type Effect =
   | { kind: 'offload'; serial: number; orig: FlowTuple; mark: number; kernelTimeout: number }

@@ -46,7 +46,7 @@ export function serviceName(proto: number, dport: number): string {
 }
 
 const ACTION: Record<SessionEndReason | 'start', string> = {
-  start: 'start', ttl: 'timeout', 'tcp-close': 'close', 'kernel-destroy': 'close', 'kernel-gone': 'close', clear: 'clear', replaced: 'close', 'parent-closed': 'clear',
+  start: 'start', ttl: 'timeout', 'tcp-close': 'close', 'kernel-destroy': 'close', 'kernel-gone': 'close', clear: 'clear', replaced: 'close', 'parent-closed': 'clear', dirty: 'dirty',
 };
 
 const two = (n: number) => String(n).padStart(2, '0');
